@@ -1,0 +1,53 @@
+"""
+tlsecho: a TLS echo server and client that show how to do TLS right with Twisted.
+
+One L{TLSSettings} value (certificate chain and key, trust roots, verification
+policy, ciphers, protocol versions) builds both the server's and the client's
+TLS, on top of any Twisted endpoint::
+
+    settings = TLSSettings(certificate=Path("server.pem"), private_key=Path("server.key"))
+    endpoint = server_endpoint(reactor, "tcp:8443", server_creator(settings))
+    endpoint.listen(EchoServerFactory())
+"""
+
+from ._creators import ServerConnectionCreator, client_creator, server_creator
+from ._devcert import DevelopmentCertificate, ensure_development_certificate
+from ._echoclient import EchoClientProtocol, echo
+from ._echoserver import EchoServerFactory, EchoServerProtocol
+from ._endpoints import client_endpoint, server_endpoint
+from ._errors import (
+    ConfigurationError,
+    ConnectFailed,
+    ConnectionDropped,
+    EchoError,
+    EchoMismatch,
+    HandshakeFailed,
+)
+from ._server import EchoService, ServerConfiguration
+from ._settings import DEFAULT_CIPHERS, TLSSettings, TLSVersion, VerifyMode
+
+__all__ = [
+    "DEFAULT_CIPHERS",
+    "ConfigurationError",
+    "ConnectFailed",
+    "ConnectionDropped",
+    "DevelopmentCertificate",
+    "EchoClientProtocol",
+    "EchoError",
+    "EchoMismatch",
+    "EchoServerFactory",
+    "EchoServerProtocol",
+    "EchoService",
+    "HandshakeFailed",
+    "ServerConfiguration",
+    "ServerConnectionCreator",
+    "TLSSettings",
+    "TLSVersion",
+    "VerifyMode",
+    "client_creator",
+    "client_endpoint",
+    "echo",
+    "ensure_development_certificate",
+    "server_creator",
+    "server_endpoint",
+]

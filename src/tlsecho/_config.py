@@ -1,0 +1,72 @@
+"""
+Read the server's TOML configuration file (C{--config}).
+
+The file uses the command-line option names as keys (C{cert = "server.pem"},
+C{listen = ["tcp:8443"]}, C{min-tls = "1.2"}; C{min_tls} works too).  Relative
+paths are taken relative to the file's directory.  Values come back as the
+strings a user would have typed on the command line, so that flags and file go
+through the same validation.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from ._errors import ConfigurationError
+from ._pem import read_file
+
+__all__ = ["PATH_KEYS", "REPEATABLE_KEYS", "SCALAR_KEYS", "load_config"]
+
+#: Keys whose value is a list (a single string is accepted as a list of one).
+REPEATABLE_KEYS = frozenset({"listen", "ca"})
+#: Keys whose value is one string.
+SCALAR_KEYS = frozenset(
+    {"cert", "key", "key-passphrase-file", "verify", "ciphers", "min-tls", "max-tls"}
+)
+#: Keys naming files, resolved relative to the configuration file.
+PATH_KEYS = frozenset({"cert", "key", "key-passphrase-file", "ca"})
+
+
+def _resolve(value: str, base: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else base / path)
+
+
+def load_config(path: Path) -> dict[str, str | list[str]]:
+    """
+    Read C{path} and return its settings keyed by option name.
+
+    @raise ConfigurationError: naming C{--config} and the file, for a file that
+        cannot be read, is not valid TOML, has an unknown key, or a value of
+        the wrong type.
+    """
+    data = read_file(path, "--config")
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigurationError("--config", f"not valid TOML: {e}", path) from None
+    settings: dict[str, str | list[str]] = {}
+    for raw_key, value in document.items():
+        key = raw_key.replace("_", "-")
+        if key in REPEATABLE_KEYS:
+            values = [value] if isinstance(value, str) else value
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ConfigurationError(
+                    "--config", f"{raw_key} must be a string or a list of strings", path
+                )
+            if key in PATH_KEYS:
+                values = [_resolve(v, path.parent) for v in values]
+            settings[key] = values
+        elif key in SCALAR_KEYS:
+            if not isinstance(value, str):
+                raise ConfigurationError(
+                    "--config", f"{raw_key} must be a string, not {type(value).__name__}", path
+                )
+            settings[key] = _resolve(value, path.parent) if key in PATH_KEYS else value
+        else:
+            known = ", ".join(sorted(REPEATABLE_KEYS | SCALAR_KEYS))
+            raise ConfigurationError(
+                "--config", f"unknown key {raw_key!r} (known keys: {known})", path
+            )
+    return settings

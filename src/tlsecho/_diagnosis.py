@@ -1,0 +1,249 @@
+"""
+Turn what went wrong on a TLS connection into one line of words.
+
+OpenSSL reports failures as terse reason codes, and the detail of a failed
+certificate check is only visible inside the verify callback.  The connection
+creators record that detail here per connection (L{record_verify_error}), and
+L{describe_failure} combines it with the failure to say, for example,
+C{"certificate verify failed: unknown CA (unable to get local issuer certificate)"}.
+L{connection_summary} reports the negotiated version and cipher for logs.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from cryptography import x509
+from OpenSSL import SSL, crypto
+from service_identity import VerificationError
+from twisted.internet import error
+from twisted.python.failure import Failure
+
+#: Verify error codes (X509_V_ERR_*) that people meet, in words.
+_VERIFY_ERRORS: dict[int, str] = {
+    SSL.X509VerificationCodes.ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: (
+        "unknown CA (unable to get local issuer certificate)"
+    ),
+    SSL.X509VerificationCodes.ERR_UNABLE_TO_GET_ISSUER_CERT: (
+        "unknown CA (unable to get issuer certificate)"
+    ),
+    SSL.X509VerificationCodes.ERR_DEPTH_ZERO_SELF_SIGNED_CERT: (
+        "self-signed certificate that is not trusted"
+    ),
+    SSL.X509VerificationCodes.ERR_SELF_SIGNED_CERT_IN_CHAIN: (
+        "unknown CA (self-signed certificate in chain)"
+    ),
+    SSL.X509VerificationCodes.ERR_CERT_HAS_EXPIRED: "certificate has expired",
+    SSL.X509VerificationCodes.ERR_CERT_NOT_YET_VALID: "certificate is not yet valid",
+    SSL.X509VerificationCodes.ERR_CERT_REVOKED: "certificate revoked",
+    SSL.X509VerificationCodes.ERR_INVALID_CA: "invalid CA certificate",
+    SSL.X509VerificationCodes.ERR_INVALID_PURPOSE: (
+        "certificate not allowed for this purpose (extended key usage)"
+    ),
+    SSL.X509VerificationCodes.ERR_CERT_SIGNATURE_FAILURE: "bad certificate signature",
+}
+
+#: OpenSSL reason strings (from the error queue) that people meet, in words.
+_SSL_REASONS: dict[str, str] = {
+    "tlsv13 alert certificate required": "server requires a client certificate",
+    "peer did not return a certificate": "no client certificate",
+    "tlsv1 alert unknown ca": "the peer does not trust our certificate (unknown CA)",
+    "sslv3 alert bad certificate": "the peer rejected our certificate (bad certificate)",
+    "sslv3 alert certificate expired": "the peer says our certificate has expired",
+    "sslv3 alert certificate unknown": "the peer rejected our certificate",
+    "tlsv1 alert protocol version": "protocol version: the peer refused our TLS versions",
+    "unsupported protocol": "protocol version: no TLS version in common",
+    "no protocols available": "protocol version: no TLS version enabled",
+    "tlsv1 alert insufficient security": "no cipher in common (insufficient security)",
+    "sslv3 alert handshake failure": "the peer refused the handshake (handshake failure)",
+    "no shared cipher": "no cipher in common",
+    "no suitable signature algorithm": "no cipher or signature algorithm in common",
+    "wrong version number": "the peer does not speak TLS (wrong version number)",
+    "http request": "the peer sent plain HTTP to a TLS port",
+    "packet length too long": "the peer does not speak TLS (record too long)",
+    "record layer failure": "the peer sent a malformed TLS record",
+    "tlsv1 alert decode error": "the peer could not decode our message",
+    "unexpected eof while reading": "connection closed without close_notify",
+}
+
+_verify_errors: weakref.WeakKeyDictionary[SSL.Connection, str] = (
+    weakref.WeakKeyDictionary()
+)
+_trust_stores: weakref.WeakKeyDictionary[
+    SSL.Connection, Callable[[], crypto.X509Store]
+] = weakref.WeakKeyDictionary()
+
+
+def verify_error_text(code: int) -> str:
+    """
+    The words for an X509_V_ERR_* code.
+    """
+    if code in _VERIFY_ERRORS:
+        return _VERIFY_ERRORS[code]
+    for name, value in vars(SSL.X509VerificationCodes).items():
+        if value == code and name.startswith("ERR_"):
+            return name.removeprefix("ERR_").lower().replace("_", " ")
+    return f"verify error {code}"
+
+
+def record_verify_error(connection: SSL.Connection, code: int, depth: int) -> None:
+    """
+    Remember the first certificate verification error seen on C{connection}.
+    """
+    if connection not in _verify_errors:
+        where = "" if depth == 0 else f" at chain depth {depth}"
+        _verify_errors[connection] = verify_error_text(code) + where
+
+
+def register_trust(
+    connection: SSL.Connection, make_store: Callable[[], crypto.X509Store]
+) -> None:
+    """
+    Remember how C{connection} verifies its peer, so that a failed verification
+    can be explained afterwards by verifying the peer's chain again.
+
+    This is for connections whose verify callback belongs to someone else
+    (Twisted's client hostname check), so L{record_verify_error} cannot be used.
+    """
+    _trust_stores[connection] = make_store
+
+
+def _reverify(connection: SSL.Connection) -> str | None:
+    """
+    Verify the peer's chain of C{connection} again and say why it fails.
+    """
+    make_store = _trust_stores.get(connection)
+    chain = connection.get_peer_cert_chain(as_cryptography=True)
+    if make_store is None or not chain:
+        return None
+    leaf, *intermediates = (crypto.X509.from_cryptography(c) for c in chain)
+    try:
+        crypto.X509StoreContext(make_store(), leaf, intermediates).verify_certificate()
+    except crypto.X509StoreContextError as e:
+        return verify_error_text(e.errors[0]) + (
+            f" at chain depth {e.errors[1]}" if e.errors[1] else ""
+        )
+    return None
+
+
+def _tls_connection(transport: object) -> SSL.Connection | None:
+    getHandle = getattr(transport, "getHandle", None)
+    if getHandle is None:
+        return None
+    try:
+        handle = getHandle()
+    except Exception:
+        return None
+    return handle if isinstance(handle, SSL.Connection) else None
+
+
+def _ssl_reasons(value: SSL.Error) -> list[str]:
+    reasons = []
+    for entry in value.args[0] if value.args else []:
+        if isinstance(entry, tuple) and len(entry) == 3:
+            reasons.append(str(entry[2]))
+    return reasons
+
+
+def _hostname_mismatch(value: VerificationError, transport: object) -> str:
+    wanted = ", ".join(
+        repr(getattr(e.mismatched_id, "hostname", getattr(e.mismatched_id, "ip", e)))
+        .replace("b'", "'")
+        for e in value.errors
+    )
+    names = certificate_names(transport)
+    listed = f" (it is for {', '.join(names)})" if names else ""
+    return f"certificate verify failed: hostname mismatch: not valid for {wanted}{listed}"
+
+
+def certificate_names(transport: object) -> list[str]:
+    """
+    The DNS names and IP addresses the peer's certificate is valid for.
+    """
+    connection = _tls_connection(transport)
+    if connection is None:
+        return []
+    certificate = connection.get_peer_certificate(as_cryptography=True)
+    if certificate is None:
+        # After a failed verification only the chain is kept (leaf first on
+        # the client side).
+        chain = connection.get_peer_cert_chain(as_cryptography=True)
+        if not chain:
+            return []
+        certificate = chain[0]
+
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(n) for n in san.get_values_for_type(x509.DNSName)] + [
+        str(n) for n in san.get_values_for_type(x509.IPAddress)
+    ]
+
+
+def is_tls_failure(reason: Failure) -> bool:
+    """
+    Whether C{reason} is a TLS-level failure (handshake, alert, certificate).
+    """
+    return reason.check(SSL.Error, VerificationError) is not None
+
+
+def describe_failure(reason: Failure, transport: object = None) -> str:
+    """
+    One line saying why a connection failed or ended.
+
+    @param reason: The failure given to C{connectionLost} or an errback.
+    @param transport: The TLS transport, to find the recorded verify error and
+        the peer's certificate names; optional.
+    """
+    value = reason.value
+    if isinstance(value, VerificationError):
+        return _hostname_mismatch(value, transport)
+    if isinstance(value, SSL.Error):
+        reasons = _ssl_reasons(value)
+        if "certificate verify failed" in reasons:
+            connection = _tls_connection(transport)
+            detail = None
+            if connection is not None:
+                detail = _verify_errors.get(connection) or _reverify(connection)
+            return "certificate verify failed" + (f": {detail}" if detail else "")
+        for text in reasons:
+            if text in _SSL_REASONS:
+                return _SSL_REASONS[text]
+        if reasons:
+            return "TLS error: " + "; ".join(reasons)
+        return f"TLS error: {value}"
+    if isinstance(value, error.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(value, error.DNSLookupError):
+        return "host name not found"
+    if isinstance(value, (error.TimeoutError, TimeoutError)):
+        return "timed out"
+    if isinstance(value, error.ConnectionDone):
+        return "closed"
+    if isinstance(value, error.ConnectionLost):
+        return "connection lost"
+    if isinstance(value, error.NoRouteError):
+        return "no route to host"
+    if isinstance(value, error.ConnectError) and value.osError is not None:
+        return str(value.osError)
+    return str(value) or type(value).__name__
+
+
+def connection_summary(transport: object) -> dict[str, Any]:
+    """
+    The negotiated TLS version, cipher and server name of a connection, for logs.
+    """
+    connection = _tls_connection(transport)
+    if connection is None:
+        return {"tls_version": None, "cipher": None, "sni": None}
+    servername = connection.get_servername()
+    return {
+        "tls_version": connection.get_protocol_version_name(),
+        "cipher": connection.get_cipher_name(),
+        "sni": servername.decode("ascii", "replace") if servername else None,
+    }

@@ -1,0 +1,149 @@
+"""
+Put TLS on top of ordinary Twisted endpoints.
+
+A server endpoint description (C{tcp:}, C{tcp6:}, C{unix:}, C{systemd:},
+C{haproxy:} ...) is parsed by Twisted and wrapped with L{wrapServerTLS}; a client
+endpoint is a L{HostnameEndpoint} wrapped with L{wrapClientTLS}.  TLS is always the
+outer layer, so behind HAProxy the PROXY header is read before TLS starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    serverFromString,
+    wrapClientTLS,
+    wrapServerTLS,
+)
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
+
+from ._errors import ConfigurationError
+
+__all__ = [
+    "client_endpoint",
+    "parse_address",
+    "plain_server_endpoint",
+    "require_loopback",
+    "server_endpoint",
+]
+
+#: Endpoint types that already carry TLS: tlsecho adds TLS itself.
+_TLS_TYPES = {"ssl", "tls", "le", "lets"}
+
+
+def _split(description: str) -> list[str]:
+    """
+    Split an endpoint description on unescaped colons, unescaping C{\\:}.
+    """
+    parts = re.split(r"(?<!\\):", description)
+    return [part.replace("\\:", ":") for part in parts]
+
+
+def plain_server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+    """
+    Parse a server endpoint description without TLS, checking it is valid.
+
+    @raise ConfigurationError: naming C{--listen}, for a description Twisted
+        cannot parse or that already asks for TLS.
+    """
+    kind = _split(description)[0].strip().lower()
+    if kind in _TLS_TYPES:
+        raise ConfigurationError(
+            "--listen",
+            f"{description!r}: tlsecho adds TLS itself; describe the plain "
+            "transport instead (for example tcp:8443)",
+        )
+    try:
+        return serverFromString(reactor, description)
+    except (ValueError, KeyError, TypeError, IndexError) as e:
+        detail = str(e) or type(e).__name__
+        if isinstance(e, IndexError) and kind == "systemd":
+            detail = "no such socket was passed by systemd (LISTEN_FDS)"
+        raise ConfigurationError(
+            "--listen", f"bad endpoint description {description!r}: {detail}"
+        ) from None
+
+
+def server_endpoint(
+    reactor: Any, description: str, creator: IOpenSSLServerConnectionCreator
+) -> IStreamServerEndpoint:
+    """
+    A TLS server endpoint: the endpoint C{description} names, with TLS on top.
+
+    @param reactor: The reactor to listen with.
+    @param description: A Twisted server endpoint description such as
+        C{"tcp:8443:interface=127.0.0.1"} or C{"haproxy:tcp:8443"}; never C{ssl:}.
+    @param creator: From L{tlsecho.server_creator}.
+    @raise ConfigurationError: for a bad description.
+    """
+    return wrapServerTLS(creator, plain_server_endpoint(reactor, description))
+
+
+def require_loopback(description: str, why: str) -> None:
+    """
+    Raise a L{ConfigurationError} unless C{description} listens on loopback only.
+
+    UNIX sockets count as local; TCP must name an C{interface} that is a
+    loopback address or C{localhost}.
+    """
+    parts = _split(description)
+    while parts and parts[0].lower() == "haproxy":
+        parts = parts[1:]
+    kind = parts[0].lower() if parts else ""
+    if kind == "unix":
+        return
+    if kind in {"tcp", "tcp6"}:
+        options = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+        interface = options.get("interface")
+        if interface == "localhost":
+            return
+        if interface is not None:
+            try:
+                if ipaddress.ip_address(interface).is_loopback:
+                    return
+            except ValueError:
+                pass
+    raise ConfigurationError("--listen", f"{description!r} is not loopback-only: {why}")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """
+    Split C{HOST:PORT} (or C{[IPv6]:PORT}) into host and port.
+
+    @raise ConfigurationError: if there is no valid port.
+    """
+    match = re.fullmatch(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:]+):(?P<port>\d+)", text)
+    if match is None:
+        raise ConfigurationError(
+            "HOST:PORT", f"expected HOST:PORT or [IPv6]:PORT, got {text!r}"
+        )
+    host = match.group("v6") or match.group("host")
+    port = int(match.group("p6") or match.group("port"))
+    if not 0 < port < 65536:
+        raise ConfigurationError("HOST:PORT", f"port {port} is out of range in {text!r}")
+    return host, port
+
+
+def client_endpoint(
+    reactor: Any,
+    host: str,
+    port: int,
+    creator: IOpenSSLClientConnectionCreator,
+    timeout: float = 30.0,
+) -> IStreamClientEndpoint:
+    """
+    A TLS client endpoint to C{host}:C{port}.
+
+    @param creator: From L{tlsecho.client_creator}, for the name to verify.
+    @param timeout: Seconds to wait for the TCP connection.
+    """
+    return wrapClientTLS(creator, HostnameEndpoint(reactor, host, port, timeout=timeout))

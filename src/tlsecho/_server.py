@@ -1,0 +1,168 @@
+"""
+The server's whole configuration, and the service that runs it.
+
+L{ServerConfiguration.from_options} merges the TOML file and the flags (flags
+win), applies the development default when no certificate is given, and
+validates everything, including each C{--listen} description, before anything
+listens.  L{EchoService} then listens on every endpoint with the same connection
+creator and echo factory; a port that cannot be bound fails start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+
+from ._config import load_config
+from ._creators import ServerConnectionCreator, server_creator
+from ._devcert import DevelopmentCertificate, ensure_development_certificate
+from ._echoserver import EchoServerFactory
+from ._endpoints import plain_server_endpoint, require_loopback, server_endpoint
+from ._settings import TLSSettings
+
+__all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration"]
+
+#: Where the server listens when no --listen is given.
+DEFAULT_LISTEN = "tcp:8443:interface=127.0.0.1"
+
+_log = Logger()
+
+
+@dataclass(frozen=True)
+class ServerConfiguration:
+    """
+    A validated server configuration.
+
+    @ivar settings: The TLS settings.
+    @ivar listen: The server endpoint descriptions to listen on.
+    @ivar development: The development certificate in use, if no certificate
+        was configured.
+    """
+
+    settings: TLSSettings
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    development: DevelopmentCertificate | None = None
+
+    def __post_init__(self) -> None:
+        if self.development is not None:
+            for description in self.listen:
+                require_loopback(
+                    description,
+                    "the development certificate may only serve loopback; "
+                    "give --cert and --key to listen elsewhere",
+                )
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], reactor: Any = None
+    ) -> ServerConfiguration:
+        """
+        Merge C{--config} and flags (C{None} or an empty list: not given) and
+        validate the result.
+
+        @param reactor: Used only to parse endpoint descriptions.
+        @raise ConfigurationError: for any invalid setting.
+        """
+        values: dict[str, Any] = {}
+        if options.get("config"):
+            values.update(load_config(Path(options["config"])))
+        for key, value in options.items():
+            if key != "config" and value not in (None, [], ()):
+                values[key] = value
+        development = None
+        if values.get("cert") is None and values.get("key") is None:
+            development = ensure_development_certificate()
+            values["cert"] = str(development.certificate)
+            values["key"] = str(development.private_key)
+        settings = TLSSettings.from_strings(
+            certificate=values.get("cert"),
+            private_key=values.get("key"),
+            key_passphrase_file=values.get("key-passphrase-file"),
+            ca=values.get("ca") or (),
+            verify=values.get("verify"),
+            ciphers=values.get("ciphers"),
+            min_tls=values.get("min-tls"),
+            max_tls=values.get("max-tls"),
+        )
+        listen = tuple(values.get("listen") or (DEFAULT_LISTEN,))
+        if reactor is None:
+            from twisted.internet import reactor
+        for description in listen:
+            plain_server_endpoint(reactor, description)
+        configuration = cls(settings=settings, listen=listen, development=development)
+        configuration.creator()
+        return configuration
+
+    def creator(self) -> ServerConnectionCreator:
+        """
+        The server connection creator for these settings.
+
+        @raise ConfigurationError: if the settings cannot serve (no certificate,
+            client verification without CAs).
+        """
+        return server_creator(self.settings)
+
+
+class EchoService(MultiService):
+    """
+    Serve TLS echo on every configured endpoint.
+
+    @ivar factory: The echo factory shared by every listener.
+    """
+
+    def __init__(
+        self,
+        configuration: ServerConfiguration,
+        reactor: Any = None,
+        factory: EchoServerFactory | None = None,
+    ):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.configuration = configuration
+        self.factory = factory or EchoServerFactory()
+        creator = configuration.creator()
+        for description in configuration.listen:
+            service = StreamServerEndpointService(
+                server_endpoint(reactor, description, creator), self.factory
+            )
+            # Fail start-up when a port cannot be bound, as
+            # twisted.application.strports.service does.
+            service._raiseSynchronously = True
+            service.setName(description)
+            service.setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        """
+        Log what is served, then bind every listener.
+        """
+        development = self.configuration.development
+        if development is not None:
+            _log.info(
+                "No --cert given: serving the development certificate {certificate} "
+                "(key {key}), issued by the development CA {ca}; "
+                "tlsecho client trusts that CA for loopback hosts",
+                certificate=str(development.certificate),
+                key=str(development.private_key),
+                ca=str(development.ca),
+            )
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        """
+        Start every listener and say where the server listens.
+        """
+        super().startService()
+        _log.info(
+            "tlsecho serving TLS echo on {listen}", listen=", ".join(_descriptions(self))
+        )
+
+
+def _descriptions(service: MultiService) -> Sequence[str]:
+    return [str(child.name) for child in service]

@@ -1,0 +1,163 @@
+"""
+C{tlsecho client HOST:PORT}: check a TLS echo server the way C{openssl s_client}
+would, with clear answers.
+
+It sends standard input, writes the echo to standard output and checks that it
+came back identical.  Exit status: 0 echo intact; 1 echo differed or the
+connection dropped; 2 usage or configuration error; 3 could not connect; 4 TLS
+handshake or certificate verification failed.  Every error is one line on
+standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn
+
+from cryptography import x509
+
+from ._devcert import development_ca_path, is_loopback_host
+from ._echoclient import echo
+from ._endpoints import client_endpoint, parse_address
+from ._errors import ConfigurationError, EchoError
+from ._pem import load_ca_certificates
+from ._settings import TLSSettings, VerifyMode
+from ._creators import client_creator
+
+__all__ = ["main"]
+
+PROG = "tlsecho client"
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see --help)\n")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """
+    The parser for C{tlsecho client}'s options.
+    """
+    parser = _Parser(
+        prog=PROG,
+        description="Send standard input to a TLS echo server and check the echo.",
+        epilog="Exit status: 0 echo intact; 1 echo differed or connection dropped; "
+        "2 usage or configuration error; 3 could not connect; "
+        "4 TLS handshake or certificate verification failed.",
+    )
+    parser.add_argument("address", metavar="HOST:PORT", help="server to connect to")
+    parser.add_argument(
+        "--ca",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trust roots (repeatable); default: the platform's trust store, plus "
+        "the development CA for loopback hosts",
+    )
+    parser.add_argument("--cert", metavar="FILE", help="client certificate (mutual TLS)")
+    parser.add_argument("--key", metavar="FILE", help="client private key [--cert file]")
+    parser.add_argument(
+        "--servername", metavar="NAME", help="SNI and the name to verify [HOST]"
+    )
+    parser.add_argument(
+        "--verify",
+        default="required",
+        metavar="MODE",
+        help="required, or none (insecure) [required]",
+    )
+    parser.add_argument("--ciphers", metavar="STR", help="OpenSSL cipher string for TLS 1.2")
+    parser.add_argument("--min-tls", metavar="V", help="lowest TLS version: 1.2 or 1.3 [1.2]")
+    parser.add_argument("--max-tls", metavar="V", help="highest TLS version: 1.2 or 1.3 [1.3]")
+    parser.add_argument(
+        "--timeout",
+        type=_positive,
+        default=30.0,
+        metavar="SECONDS",
+        help="time for the whole exchange [30]",
+    )
+    return parser
+
+
+def _development_trust(host: str, args: argparse.Namespace) -> list[x509.Certificate]:
+    """
+    The development CA, if connecting to loopback with no --ca and it exists.
+    """
+    path = development_ca_path()
+    if args.ca or not is_loopback_host(host) or not path.exists():
+        return []
+    try:
+        return list(load_ca_certificates(path, "development CA"))
+    except ConfigurationError:
+        return []
+
+
+async def _run(
+    reactor: Any, args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]
+) -> None:
+    try:
+        host, port = parse_address(args.address)
+        settings = TLSSettings.from_strings(
+            certificate=args.cert,
+            private_key=args.key,
+            ca=args.ca,
+            verify=args.verify,
+            ciphers=args.ciphers,
+            min_tls=args.min_tls,
+            max_tls=args.max_tls,
+        )
+        servername = args.servername or host
+        creator = client_creator(settings, servername, _development_trust(host, args))
+    except ConfigurationError as e:
+        stderr.write(f"{PROG}: {e}\n")
+        raise SystemExit(EXIT_USAGE) from None
+    if settings.verify is VerifyMode.NONE:
+        stderr.write(
+            f"{PROG}: warning: --verify none: the server's certificate and name "
+            "are NOT checked; anyone could be answering\n"
+        )
+    payload = stdin.read()
+    endpoint = client_endpoint(reactor, host, port, creator, timeout=args.timeout)
+    try:
+        echoed = await echo(endpoint, payload, reactor=reactor, timeout=args.timeout)
+    except EchoError as e:
+        stderr.write(f"{PROG}: {e.reason} (server {servername!r} at {host}:{port})\n")
+        raise SystemExit(e.exit_status) from None
+    stdout.write(echoed)
+    stdout.flush()
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+    stderr: IO[str] | None = None,
+) -> NoReturn:
+    """
+    Run C{tlsecho client} with C{argv} (the process arguments by default) and
+    exit with its status.
+    """
+    from twisted.internet.defer import ensureDeferred
+    from twisted.internet.task import react
+
+    args = build_parser().parse_args(argv)
+    streams = (
+        stdin or sys.stdin.buffer,
+        stdout or sys.stdout.buffer,
+        stderr or sys.stderr,
+    )
+    react(lambda reactor: ensureDeferred(_run(reactor, args, *streams)))
