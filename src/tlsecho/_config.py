@@ -61,7 +61,9 @@ def load_config(path: Path) -> dict[str, str | list[str]]:
         elif key in SCALAR_KEYS:
             if not isinstance(value, str):
                 raise ConfigurationError(
-                    "--config", f"{raw_key} must be a string, not {type(value).__name__}", path
+                    "--config",
+                    f"{raw_key} must be a string, not {type(value).__name__}",
+                    path,
                 )
             settings[key] = _resolve(value, path.parent) if key in PATH_KEYS else value
         else:

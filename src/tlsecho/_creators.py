@@ -19,14 +19,14 @@ from typing import Any
 
 from cryptography import x509
 from OpenSSL import SSL, crypto
-from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
-    IOpenSSLServerConnectionCreator,
-)
 
 # IOpenSSLTrustRoot is the documented type of the trustRoot= arguments, but
 # Twisted only defines it in this private module.
 from twisted.internet._sslverify import IOpenSSLTrustRoot
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions, optionsForClientTLS
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
@@ -105,9 +105,7 @@ def _certificate_options(settings: TLSSettings, **extra: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "raiseMinimumTo": settings.min_tls,
         "lowerMaximumSecurityTo": settings.max_tls,
-        "acceptableCiphers": AcceptableCiphers.fromOpenSSLCipherString(
-            settings.ciphers
-        ),
+        "acceptableCiphers": AcceptableCiphers.fromOpenSSLCipherString(settings.ciphers),
     }
     if settings.key is not None:
         # pyOpenSSL takes cryptography objects directly; its own X509 and PKey

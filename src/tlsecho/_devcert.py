@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["DevelopmentCertificate", "development_ca_path", "ensure_development_certificate", "is_loopback_host", "state_directory"]
+__all__ = [
+    "DevelopmentCertificate",
+    "development_ca_path",
+    "ensure_development_certificate",
+    "is_loopback_host",
+    "state_directory",
+]
 
 _CA_DAYS = 3650
 _SERVER_DAYS = 90
@@ -94,7 +100,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def _usable(path: Path) -> x509.Certificate | None:

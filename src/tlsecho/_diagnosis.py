@@ -68,12 +68,10 @@ _SSL_REASONS: dict[str, str] = {
     "unexpected eof while reading": "connection closed without close_notify",
 }
 
-_verify_errors: weakref.WeakKeyDictionary[SSL.Connection, str] = (
+_verify_errors: weakref.WeakKeyDictionary[SSL.Connection, str] = weakref.WeakKeyDictionary()
+_trust_stores: weakref.WeakKeyDictionary[SSL.Connection, Callable[[], crypto.X509Store]] = (
     weakref.WeakKeyDictionary()
 )
-_trust_stores: weakref.WeakKeyDictionary[
-    SSL.Connection, Callable[[], crypto.X509Store]
-] = weakref.WeakKeyDictionary()
 
 
 def verify_error_text(code: int) -> str:
@@ -149,8 +147,9 @@ def _ssl_reasons(value: SSL.Error) -> list[str]:
 
 def _hostname_mismatch(value: VerificationError, transport: object) -> str:
     wanted = ", ".join(
-        repr(getattr(e.mismatched_id, "hostname", getattr(e.mismatched_id, "ip", e)))
-        .replace("b'", "'")
+        repr(
+            getattr(e.mismatched_id, "hostname", getattr(e.mismatched_id, "ip", e))
+        ).replace("b'", "'")
         for e in value.errors
     )
     names = certificate_names(transport)

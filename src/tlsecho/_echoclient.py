@@ -9,9 +9,15 @@ handshake or certificate failure, connection dropped, or a differing echo.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.interfaces import IHandshakeListener, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -52,12 +58,17 @@ class EchoClientProtocol(Protocol):
         self.handshake_done = False
         self.result: Deferred[bytes] = Deferred()
 
+    @property
+    def _transport(self) -> Any:
+        assert self.transport is not None, "not connected"
+        return self.transport
+
     def connectionMade(self) -> None:
         """
         Send the whole payload (TLS holds it until the handshake is done).
         """
         if self._payload:
-            self.transport.write(self._payload)
+            self._transport.write(self._payload)
 
     def handshakeCompleted(self) -> None:
         """
@@ -65,7 +76,7 @@ class EchoClientProtocol(Protocol):
         """
         self.handshake_done = True
         if not self._payload:
-            self.transport.loseConnection()
+            self._transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         """
@@ -77,7 +88,7 @@ class EchoClientProtocol(Protocol):
         expected = self._payload[start : self._count]
         if data != expected:
             offset = start + next(
-                (i for i, (a, b) in enumerate(zip(data, expected)) if a != b),
+                (i for i, (a, b) in enumerate(zip(data, expected, strict=False)) if a != b),
                 min(len(data), len(expected)),
             )
             self._mismatch = EchoMismatch(
@@ -88,16 +99,16 @@ class EchoClientProtocol(Protocol):
                     else ""
                 )
             )
-            self.transport.loseConnection()
+            self._transport.loseConnection()
         elif self._count == len(self._payload):
-            self.transport.loseConnection()
+            self._transport.loseConnection()
 
     def abort_after_timeout(self, seconds: float) -> None:
         """
         Give up: the exchange took longer than C{seconds}.
         """
         self._timed_out_after = seconds
-        self.transport.abortConnection()  # type: ignore[attr-defined]
+        self._transport.abortConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         """
@@ -193,6 +204,6 @@ def echo(
     if reactor is None:
         from twisted.internet import reactor as _reactor
 
-        reactor = _reactor  # type: ignore[assignment]
+        reactor = cast(IReactorTime, _reactor)
     assert reactor is not None
     return ensureDeferred(_echo(endpoint, payload, reactor, timeout))

@@ -51,7 +51,8 @@ class EchoServerProtocol(Protocol):
         """
         # A transport pauses its registered producer when its write buffer is
         # full; the producer here is the transport itself, so it stops reading.
-        self.transport.registerProducer(cast(IPushProducer, self.transport), True)
+        transport = cast(Any, self.transport)
+        transport.registerProducer(cast(IPushProducer, transport), True)
 
     def handshakeCompleted(self) -> None:
         """
@@ -64,6 +65,7 @@ class EchoServerProtocol(Protocol):
         Echo C{data} straight back.
         """
         self.bytes_received += len(data)
+        assert self.transport is not None
         self.transport.write(data)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
@@ -85,7 +87,7 @@ class EchoServerProtocol(Protocol):
         transport = cast(ITransport, self.transport)
         failed = reason is not None and is_tls_failure(reason)
         return {
-            "peer": _address(transport.getPeer()) if transport else "?",
+            "peer": format_address(transport.getPeer()) if transport else "?",
             "failed": failed,
             "stage": "TLS" if self.handshake_done else "TLS handshake",
             "reason": describe_failure(reason, transport) if reason else "closed",
@@ -96,7 +98,10 @@ class EchoServerProtocol(Protocol):
         }
 
 
-def _address(address: object) -> str:
+def format_address(address: object) -> str:
+    """
+    An address as people write it: C{127.0.0.1:8443}, C{[::1]:8443}, C{unix:/path}.
+    """
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if host is None:
@@ -115,12 +120,12 @@ class EchoServerFactory(Factory):
     @ivar connections: The protocols of the connections now open.
     """
 
-    protocol = EchoServerProtocol
+    protocol = EchoServerProtocol  # type: ignore[assignment]
 
     def __init__(self) -> None:
         self.connections: set[EchoServerProtocol] = set()
 
-    def buildProtocol(self, addr: Any) -> EchoServerProtocol:
+    def buildProtocol(self, addr: Any) -> EchoServerProtocol:  # type: ignore[override]
         """
         A protocol for a new connection, tracked until it ends.
         """

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.endpoints import (
     HostnameEndpoint,
@@ -63,7 +63,7 @@ def plain_server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoi
             "transport instead (for example tcp:8443)",
         )
     try:
-        return serverFromString(reactor, description)
+        return cast(IStreamServerEndpoint, serverFromString(reactor, description))
     except (ValueError, KeyError, TypeError, IndexError) as e:
         detail = str(e) or type(e).__name__
         if isinstance(e, IndexError) and kind == "systemd":
@@ -121,7 +121,9 @@ def parse_address(text: str) -> tuple[str, int]:
 
     @raise ConfigurationError: if there is no valid port.
     """
-    match = re.fullmatch(r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:]+):(?P<port>\d+)", text)
+    match = re.fullmatch(
+        r"\[(?P<v6>[^\]]+)\]:(?P<p6>\d+)|(?P<host>[^:]+):(?P<port>\d+)", text
+    )
     if match is None:
         raise ConfigurationError(
             "HOST:PORT", f"expected HOST:PORT or [IPv6]:PORT, got {text!r}"

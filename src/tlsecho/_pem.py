@@ -9,6 +9,7 @@ puts key material into a message.
 from __future__ import annotations
 
 import datetime
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def load_certificate_chain(
     """
     chain = _load_certificates(path, option)
     check_validity(chain, path, option, now)
-    for position, (child, parent) in enumerate(zip(chain, chain[1:]), start=1):
+    for position, (child, parent) in enumerate(itertools.pairwise(chain), start=1):
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature):
@@ -105,7 +106,7 @@ def check_validity(
     """
     Raise a L{ConfigurationError} if any certificate is expired or not yet valid.
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     for certificate in certificates:
         if now < certificate.not_valid_before_utc:
             raise ConfigurationError(
@@ -149,7 +150,7 @@ def load_private_key(
     path: Path,
     option: str,
     passphrase: bytes | None = None,
-    passphrase_option: str = "--key-passphrase-file",
+    passphrase_option: str = "--key-passphrase-file",  # noqa: S107 (an option name)
 ) -> TLSPrivateKey:
     """
     Load a PEM private key, decrypting it with C{passphrase} if it is encrypted.
@@ -169,7 +170,8 @@ def load_private_key(
         if passphrase is None:
             raise ConfigurationError(
                 option,
-                f"the private key is encrypted: give its passphrase with {passphrase_option}",
+                "the private key is encrypted: give its passphrase with "
+                + passphrase_option,
                 path,
             ) from None
         raise ConfigurationError(
@@ -181,9 +183,13 @@ def load_private_key(
             raise ConfigurationError(
                 option, f"wrong passphrase (from {passphrase_option})", path
             ) from None
-        raise ConfigurationError(option, "holds a malformed PEM private key", path) from None
+        raise ConfigurationError(
+            option, "holds a malformed PEM private key", path
+        ) from None
     except UnsupportedAlgorithm:
-        raise ConfigurationError(option, "private key type is not supported", path) from None
+        raise ConfigurationError(
+            option, "private key type is not supported", path
+        ) from None
     if not isinstance(
         key,
         rsa.RSAPrivateKey

@@ -10,20 +10,29 @@ creator and echo factory; a port that cannot be bound fails start-up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from ._config import load_config
 from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
-from ._echoserver import EchoServerFactory
+from ._echoserver import EchoServerFactory, format_address
 from ._endpoints import plain_server_endpoint, require_loopback, server_endpoint
+from ._errors import ConfigurationError
 from ._settings import TLSSettings
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration"]
@@ -130,7 +139,10 @@ class EchoService(MultiService):
         creator = configuration.creator()
         for description in configuration.listen:
             service = StreamServerEndpointService(
-                server_endpoint(reactor, description, creator), self.factory
+                _AnnouncingEndpoint(
+                    server_endpoint(reactor, description, creator), description
+                ),
+                self.factory,
             )
             # Fail start-up when a port cannot be bound, as
             # twisted.application.strports.service does.
@@ -141,6 +153,9 @@ class EchoService(MultiService):
     def privilegedStartService(self) -> None:
         """
         Log what is served, then bind every listener.
+
+        @raise ConfigurationError: naming the C{--listen} description, if a
+            port cannot be bound.
         """
         development = self.configuration.development
         if development is not None:
@@ -152,17 +167,47 @@ class EchoService(MultiService):
                 key=str(development.private_key),
                 ca=str(development.ca),
             )
-        super().privilegedStartService()
+        for child in self:
+            _bind(child, child.privilegedStartService)
 
     def startService(self) -> None:
         """
-        Start every listener and say where the server listens.
+        Start every listener (binding those not bound yet).
+
+        @raise ConfigurationError: as L{privilegedStartService}.
         """
-        super().startService()
-        _log.info(
-            "tlsecho serving TLS echo on {listen}", listen=", ".join(_descriptions(self))
-        )
+        Service.startService(self)
+        for child in self:
+            _bind(child, child.startService)
 
 
-def _descriptions(service: MultiService) -> Sequence[str]:
-    return [str(child.name) for child in service]
+def _bind(service: IService, start: Callable[[], None]) -> None:
+    try:
+        start()
+    except CannotListenError as e:
+        reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
+        raise ConfigurationError(
+            "--listen", f"{service.name}: cannot listen: {reason}"
+        ) from None
+
+
+@implementer(IStreamServerEndpoint)
+class _AnnouncingEndpoint:
+    """
+    Log the address an endpoint listens on once it does (useful with port 0).
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str):
+        self._endpoint = endpoint
+        self._description = description
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        def announce(port: IListeningPort) -> IListeningPort:
+            _log.info(
+                "tlsecho listening on {address} ({description})",
+                address=format_address(port.getHost()),
+                description=self._description,
+            )
+            return port
+
+        return self._endpoint.listen(factory).addCallback(announce)

@@ -201,9 +201,7 @@ class TLSSettings:
                     "--key", "needs --cert: a key alone cannot be served", self.private_key
                 )
             if self.key_passphrase_file is not None:
-                raise ConfigurationError(
-                    "--key-passphrase-file", "needs --cert and --key"
-                )
+                raise ConfigurationError("--key-passphrase-file", "needs --cert and --key")
             return
         chain = _pem.load_certificate_chain(self.certificate, "--cert")
         key_path = self.private_key or self.certificate

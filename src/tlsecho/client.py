@@ -18,13 +18,13 @@ from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
+from ._creators import client_creator
 from ._devcert import development_ca_path, is_loopback_host
 from ._echoclient import echo
 from ._endpoints import client_endpoint, parse_address
 from ._errors import ConfigurationError, EchoError
 from ._pem import load_ca_certificates
 from ._settings import TLSSettings, VerifyMode
-from ._creators import client_creator
 
 __all__ = ["main"]
 
@@ -80,9 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MODE",
         help="required, or none (insecure) [required]",
     )
-    parser.add_argument("--ciphers", metavar="STR", help="OpenSSL cipher string for TLS 1.2")
-    parser.add_argument("--min-tls", metavar="V", help="lowest TLS version: 1.2 or 1.3 [1.2]")
-    parser.add_argument("--max-tls", metavar="V", help="highest TLS version: 1.2 or 1.3 [1.3]")
+    parser.add_argument(
+        "--ciphers", metavar="STR", help="OpenSSL cipher string for TLS 1.2"
+    )
+    parser.add_argument(
+        "--min-tls", metavar="V", help="lowest TLS version: 1.2 or 1.3 [1.2]"
+    )
+    parser.add_argument(
+        "--max-tls", metavar="V", help="highest TLS version: 1.2 or 1.3 [1.3]"
+    )
     parser.add_argument(
         "--timeout",
         type=_positive,
@@ -107,7 +113,11 @@ def _development_trust(host: str, args: argparse.Namespace) -> list[x509.Certifi
 
 
 async def _run(
-    reactor: Any, args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str]
+    reactor: Any,
+    args: argparse.Namespace,
+    stdin: IO[bytes],
+    stdout: IO[bytes],
+    stderr: IO[str],
 ) -> None:
     try:
         host, port = parse_address(args.address)

@@ -9,14 +9,20 @@ L{usage.UsageError} before anything starts; L{makeService} only assembles.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from twisted.logger import Logger
 from twisted.python import usage
 
 from ._errors import ConfigurationError
 from ._server import EchoService, ServerConfiguration
 
 __all__ = ["Options", "makeService"]
+
+_log = Logger()
+
 
 class Options(usage.Options):
     """
@@ -38,7 +44,12 @@ class Options(usage.Options):
             "File holding the passphrase of an encrypted --key.",
         ],
         ["verify", None, None, "Client certificates: none, optional or required [none]."],
-        ["ciphers", None, None, "OpenSSL cipher string for TLS 1.2 [a modern ECDHE+AEAD list]."],
+        [
+            "ciphers",
+            None,
+            None,
+            "OpenSSL cipher string for TLS 1.2 [a modern ECDHE+AEAD list].",
+        ],
         ["min-tls", None, None, "Lowest TLS version: 1.2 or 1.3 [1.2]."],
         ["max-tls", None, None, "Highest TLS version: 1.2 or 1.3 [1.3]."],
         ["config", None, None, "TOML file with the same keys; flags override it."],
@@ -62,6 +73,23 @@ class Options(usage.Options):
         (repeatable).
         """
         self["ca"].append(path)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Parse C{options}; when run by C{twistd} or C{twist}, report an error as
+        one line on standard error and exit with status 2.
+
+        twistd would otherwise print the whole usage text before the error, on
+        standard output.  Used on its own (in tests, or embedded), this raises
+        L{usage.UsageError} as usual.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"tlsecho: {e} (see 'twistd tlsecho --help')\n")
+            raise SystemExit(2) from None
 
     def postOptions(self) -> None:
         """
@@ -87,8 +115,34 @@ class Options(usage.Options):
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
-def makeService(options: dict[str, Any]) -> EchoService:
+
+class _PluginService(EchoService):
+    """
+    The echo service as twistd runs it: a port that cannot be bound ends the
+    process with one line on standard error and status 1, not a traceback.
+    """
+
+    def privilegedStartService(self) -> None:
+        _exit_on_configuration_error(super().privilegedStartService)
+
+    def startService(self) -> None:
+        _exit_on_configuration_error(super().startService)
+
+
+def _exit_on_configuration_error(start: Callable[[], None]) -> None:
+    try:
+        start()
+    except ConfigurationError as e:
+        _log.critical("{error}", error=str(e))
+        # twistd has replaced sys.stderr with the log by now; say it on the
+        # real standard error too, where scripts look.
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(f"tlsecho: {e}\n")
+        raise SystemExit(1) from None
+
+
+def makeService(options: Mapping[str, Any]) -> EchoService:
     """
     The service that serves TLS echo on every configured endpoint.
     """
-    return EchoService(options["configuration"])
+    return _PluginService(options["configuration"])
