@@ -1,0 +1,162 @@
+"""
+Run the real programs: the twistd plugin and the tlsecho client, in subprocesses.
+
+The server listens on an ephemeral loopback port; its log line
+"tlsecho listening on HOST:PORT" says which.  Every process is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+TWISTD = str(BIN / "twistd")
+TLSECHO = str(BIN / "tlsecho")
+LOOPBACK_LISTEN = "tcp:0:interface=127.0.0.1"
+_LISTENING = re.compile(
+    r"tlsecho listening on (?:\[(?P<v6>[^\]]+)\]|(?P<host>[^\s:]+)):(?P<port>\d+)"
+)
+
+
+class ServerProcess:
+    """
+    A running ``twistd -n tlsecho`` whose output is collected as it comes.
+    """
+
+    def __init__(self, arguments: list[str], env: dict[str, str] | None = None):
+        self.arguments = arguments
+        self.process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "tlsecho", *arguments],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+        self.lines: list[str] = []
+        self.addresses: list[tuple[str, int]] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self._changed:
+                self.lines.append(line)
+                match = _LISTENING.search(line)
+                if match:
+                    host = match.group("v6") or match.group("host")
+                    self.addresses.append((host, int(match.group("port"))))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        """Everything the server has printed so far."""
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Wait until a line of output matches ``pattern``; return the match."""
+        compiled = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    match = compiled.search(line)
+                    if match:
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (
+                    self.process.poll() is not None and not self._reader.is_alive()
+                ):
+                    raise AssertionError(
+                        f"no line matching {pattern!r} in server output:\n"
+                        + "\n".join(self.lines)
+                    )
+                self._changed.wait(min(remaining, 0.1))
+
+    def wait_listening(
+        self, count: int = 1, timeout: float = 20.0
+    ) -> list[tuple[str, int]]:
+        """Wait until ``count`` listeners are up; return their (host, port)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while len(self.addresses) < count:
+                if self.process.poll() is not None and not self._reader.is_alive():
+                    raise AssertionError("server exited:\n" + "\n".join(self.lines))
+                if time.monotonic() > deadline:
+                    raise AssertionError("server not listening:\n" + "\n".join(self.lines))
+                self._changed.wait(0.1)
+            return list(self.addresses)
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT of the first listener, as ``tlsecho client`` takes it."""
+        host, port = self.wait_listening()[0]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @property
+    def port(self) -> int:
+        """Port of the first listener."""
+        return self.wait_listening()[0][1]
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """Stop the server (SIGTERM, then SIGKILL) by its PID; return its exit status."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout)
+        self._reader.join(timeout)
+        return self.process.returncode
+
+
+def start_server(
+    servers: list[ServerProcess],
+    *arguments: str,
+    listen: str | None = LOOPBACK_LISTEN,
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start ``twistd -n tlsecho`` and wait until it listens; registered for stopping."""
+    extra = ["--listen", listen] if listen else []
+    server = ServerProcess([*extra, *arguments], env=env)
+    servers.append(server)
+    server.wait_listening()
+    return server
+
+
+def run_twistd(*arguments: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``twistd -n tlsecho`` expecting it to exit by itself (a start-up error)."""
+    return subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "tlsecho", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def run_client(
+    address: str, *arguments: str, payload: bytes = b"hello\n", timeout: float = 60.0
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``tlsecho client ADDRESS`` with ``payload`` on standard input."""
+    return subprocess.run(
+        [TLSECHO, "client", *arguments, address],
+        input=payload,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
