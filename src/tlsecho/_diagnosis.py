@@ -45,28 +45,68 @@ _VERIFY_ERRORS: dict[int, str] = {
     SSL.X509VerificationCodes.ERR_CERT_SIGNATURE_FAILURE: "bad certificate signature",
 }
 
-#: OpenSSL reason strings (from the error queue) that people meet, in words.
+#: Alerts received from the peer (RFC 8446 section 6.2), in words.  OpenSSL
+#: names them "sslv3 alert X", "tlsv1 alert X", "tlsv13 alert X" or "tls alert X"
+#: depending on its version and the alert.
+_ALERTS: dict[str, str] = {
+    "certificate required": "server requires a client certificate",
+    "handshake failure": (
+        "the peer refused the handshake (handshake failure: no common cipher "
+        "or version, or a required client certificate missing)"
+    ),
+    "unknown ca": "the peer does not trust our certificate (unknown CA)",
+    "bad certificate": "the peer rejected our certificate (bad certificate)",
+    "certificate expired": "the peer says our certificate has expired",
+    "certificate revoked": "the peer says our certificate is revoked",
+    "certificate unknown": "the peer rejected our certificate (certificate unknown)",
+    "unsupported certificate": "the peer rejected our certificate type",
+    "access denied": "the peer denied access (access denied)",
+    "protocol version": "protocol version: the peer refused our TLS versions",
+    "insufficient security": "no cipher in common (insufficient security)",
+    "no application protocol": "no application protocol in common (ALPN)",
+    "unrecognized name": "the server does not serve that name (unrecognized name)",
+    "decode error": "the peer could not decode our message (decode error)",
+    "illegal parameter": "the peer rejected a handshake parameter (illegal parameter)",
+    "decrypt error": "the peer could not verify our handshake (decrypt error)",
+    "internal error": "the peer had an internal error",
+}
+
+#: OpenSSL reason strings for failures detected locally, in words.
 _SSL_REASONS: dict[str, str] = {
-    "tlsv13 alert certificate required": "server requires a client certificate",
     "peer did not return a certificate": "no client certificate",
-    "tlsv1 alert unknown ca": "the peer does not trust our certificate (unknown CA)",
-    "sslv3 alert bad certificate": "the peer rejected our certificate (bad certificate)",
-    "sslv3 alert certificate expired": "the peer says our certificate has expired",
-    "sslv3 alert certificate unknown": "the peer rejected our certificate",
-    "tlsv1 alert protocol version": "protocol version: the peer refused our TLS versions",
     "unsupported protocol": "protocol version: no TLS version in common",
     "no protocols available": "protocol version: no TLS version enabled",
-    "tlsv1 alert insufficient security": "no cipher in common (insufficient security)",
-    "sslv3 alert handshake failure": "the peer refused the handshake (handshake failure)",
     "no shared cipher": "no cipher in common",
     "no suitable signature algorithm": "no cipher or signature algorithm in common",
     "wrong version number": "the peer does not speak TLS (wrong version number)",
     "http request": "the peer sent plain HTTP to a TLS port",
     "packet length too long": "the peer does not speak TLS (record too long)",
     "record layer failure": "the peer sent a malformed TLS record",
-    "tlsv1 alert decode error": "the peer could not decode our message",
     "unexpected eof while reading": "connection closed without close_notify",
+    "unknown protocol": "the peer does not speak TLS (unknown protocol)",
 }
+
+_ALERT_PREFIXES = (
+    "sslv3 alert ",
+    "tlsv1 alert ",
+    "tlsv13 alert ",
+    "tls alert ",
+    "ssl/tls alert ",
+)
+
+
+def _reason_text(reason: str) -> str | None:
+    """
+    Words for one OpenSSL reason string, or L{None} if it is not a known one.
+    """
+    if reason in _SSL_REASONS:
+        return _SSL_REASONS[reason]
+    for prefix in _ALERT_PREFIXES:
+        if reason.startswith(prefix):
+            alert = reason.removeprefix(prefix)
+            return _ALERTS.get(alert, f"the peer sent the alert {alert!r}")
+    return None
+
 
 _verify_errors: weakref.WeakKeyDictionary[SSL.Connection, str] = weakref.WeakKeyDictionary()
 _trust_stores: weakref.WeakKeyDictionary[SSL.Connection, Callable[[], crypto.X509Store]] = (
@@ -211,8 +251,9 @@ def describe_failure(reason: Failure, transport: object = None) -> str:
                 detail = _verify_errors.get(connection) or _reverify(connection)
             return "certificate verify failed" + (f": {detail}" if detail else "")
         for text in reasons:
-            if text in _SSL_REASONS:
-                return _SSL_REASONS[text]
+            words = _reason_text(text)
+            if words is not None:
+                return words
         if reasons:
             return "TLS error: " + "; ".join(reasons)
         return f"TLS error: {value}"

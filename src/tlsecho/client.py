@@ -170,4 +170,25 @@ def main(
         stdout or sys.stdout.buffer,
         stderr or sys.stderr,
     )
-    react(lambda reactor: ensureDeferred(_run(reactor, args, *streams)))
+    react(lambda reactor: ensureDeferred(_guarded(reactor, args, *streams)))
+
+
+async def _guarded(
+    reactor: Any,
+    args: argparse.Namespace,
+    stdin: IO[bytes],
+    stdout: IO[bytes],
+    stderr: IO[str],
+) -> None:
+    """
+    Run the client; anything unforeseen is still one line, never a traceback.
+    """
+    try:
+        await _run(reactor, args, stdin, stdout, stderr)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BrokenPipeError:
+        raise SystemExit(1) from None
+    except Exception as e:
+        stderr.write(f"{PROG}: unexpected error: {type(e).__name__}: {e}\n")
+        raise SystemExit(1) from None
