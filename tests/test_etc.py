@@ -7,9 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import TLSFiles
-
 from tlsecho import ServerConfiguration, TLSVersion, VerifyMode
+
+from conftest import TLSFiles
 
 ETC = Path(__file__).resolve().parent.parent / "etc"
 
