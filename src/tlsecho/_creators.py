@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Any
 
+import idna
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
@@ -242,7 +243,8 @@ def client_creator(
         )
     if verify is VerifyMode.NONE:
         insecure = CertificateOptions(**_certificate_options(settings))
-        sni = None if _is_ip_address(servername) else servername.encode("idna")
+        # The same IDNA 2008 / UTS 46 encoding Twisted's verifying client uses.
+        sni = None if _is_ip_address(servername) else idna.encode(servername, uts46=True)
         return _InsecureClientCreator(insecure, sni)
     trust = _TrustRoot(
         list(settings.trusted) + list(extra_trust), platform=not settings.trusted

@@ -185,13 +185,21 @@ def _ssl_reasons(value: SSL.Error) -> list[str]:
     return reasons
 
 
+def _mismatched_name(error: object) -> str:
+    """
+    The name or address a service_identity mismatch error was about, quoted.
+    """
+    identity = getattr(error, "mismatched_id", None)
+    for attribute in ("hostname", "ip", "uri"):
+        value = getattr(identity, attribute, None)
+        if value is not None:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+            return repr(str(text))
+    return repr(str(error))
+
+
 def _hostname_mismatch(value: VerificationError, transport: object) -> str:
-    wanted = ", ".join(
-        repr(
-            getattr(e.mismatched_id, "hostname", getattr(e.mismatched_id, "ip", e))
-        ).replace("b'", "'")
-        for e in value.errors
-    )
+    wanted = ", ".join(_mismatched_name(e) for e in value.errors)
     names = certificate_names(transport)
     listed = f" (it is for {', '.join(names)})" if names else ""
     return f"certificate verify failed: hostname mismatch: not valid for {wanted}{listed}"
@@ -256,7 +264,8 @@ def describe_failure(reason: Failure, transport: object = None) -> str:
                 return words
         if reasons:
             return "TLS error: " + "; ".join(reasons)
-        return f"TLS error: {value}"
+        text = value.args[0] if value.args and isinstance(value.args[0], str) else ""
+        return f"TLS error: {text}" if text else "TLS error (OpenSSL gave no reason)"
     if isinstance(value, error.ConnectionRefusedError):
         return "connection refused"
     if isinstance(value, error.DNSLookupError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any, cast
 
+from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ITransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -85,7 +86,11 @@ class EchoServerProtocol(Protocol):
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
         transport = cast(ITransport, self.transport)
-        failed = reason is not None and is_tls_failure(reason)
+        failed = reason is not None and (
+            is_tls_failure(reason)
+            # Reset mid-handshake: typically a client that rejected our certificate.
+            or (not self.handshake_done and reason.check(ConnectionLost) is not None)
+        )
         return {
             "peer": format_address(transport.getPeer()) if transport else "?",
             "failed": failed,

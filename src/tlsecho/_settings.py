@@ -192,7 +192,10 @@ class TLSSettings:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
-        object.__setattr__(self, "ca", tuple(Path(p) for p in self.ca))
+        ca: object = self.ca
+        if isinstance(ca, str | Path):
+            ca = (ca,)  # one file given on its own, not a sequence of files
+        object.__setattr__(self, "ca", tuple(Path(p) for p in ca))  # type: ignore[attr-defined]
 
     def _load_identity(self) -> None:
         if self.certificate is None:
