@@ -18,6 +18,10 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 TWISTD = str(BIN / "twistd")
+#: The server command: twistd in the foreground, no pid file.
+TWISTD_COMMAND = [TWISTD, "-n", "--pidfile="]
+#: The other runner, with text logs like twistd's.
+TWIST_COMMAND = [str(BIN / "twist"), "--log-format=text"]
 TLSECHO = str(BIN / "tlsecho")
 LOOPBACK_LISTEN = "tcp:0:interface=127.0.0.1"
 _LISTENING = re.compile(
@@ -30,10 +34,15 @@ class ServerProcess:
     A running ``twistd -n tlsecho`` whose output is collected as it comes.
     """
 
-    def __init__(self, arguments: list[str], env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        arguments: list[str],
+        env: dict[str, str] | None = None,
+        command: list[str] = TWISTD_COMMAND,
+    ):
         self.arguments = arguments
         self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "tlsecho", *arguments],
+            [*command, "tlsecho", *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -128,10 +137,14 @@ def start_server(
     *arguments: str,
     listen: str | None = LOOPBACK_LISTEN,
     env: dict[str, str] | None = None,
+    command: list[str] = TWISTD_COMMAND,
 ) -> ServerProcess:
-    """Start ``twistd -n tlsecho`` and wait until it listens; registered for stopping."""
+    """Start ``twistd -n tlsecho`` (or ``command``) and wait until it listens.
+
+    The server is added to ``servers``, whose fixture stops it by PID.
+    """
     extra = ["--listen", listen] if listen else []
-    server = ServerProcess([*extra, *arguments], env=env)
+    server = ServerProcess([*extra, *arguments], env=env, command=command)
     servers.append(server)
     server.wait_listening()
     return server
