@@ -49,6 +49,10 @@ def load_config(path: Path) -> dict[str, str | list[str]]:
     settings: dict[str, str | list[str]] = {}
     for raw_key, value in document.items():
         key = raw_key.replace("_", "-")
+        if key in settings:
+            raise ConfigurationError(
+                "--config", f"{raw_key} is given twice (as {key} and {raw_key})", path
+            )
         if key in REPEATABLE_KEYS:
             values = [value] if isinstance(value, str) else value
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

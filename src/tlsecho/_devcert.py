@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -178,7 +179,20 @@ def _load_ca(
         return None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         return None
+    if key.public_key() != certificate.public_key():
+        return None  # a key from another CA: make a fresh pair
     return certificate, key
+
+
+def _issued_by(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
+    """
+    Whether C{ca} signed C{certificate} (not just a CA of the same name).
+    """
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 def _issue_server(
@@ -239,7 +253,7 @@ def ensure_development_certificate(directory: Path | None = None) -> Development
     if (
         fresh_ca
         or server is None
-        or server.issuer != ca[0].subject
+        or not _issued_by(server, ca[0])
         or not (directory / "localhost.key").exists()
     ):
         _issue_server(directory, *ca)

@@ -177,6 +177,13 @@ def _tls_connection(transport: object) -> SSL.Connection | None:
     return handle if isinstance(handle, SSL.Connection) else None
 
 
+def is_tls_transport(transport: object) -> bool:
+    """
+    Whether C{transport} is a TLS transport (one with an OpenSSL connection).
+    """
+    return _tls_connection(transport) is not None
+
+
 def _ssl_reasons(value: SSL.Error) -> list[str]:
     reasons = []
     for entry in value.args[0] if value.args else []:

@@ -15,13 +15,24 @@ import time
 from typing import Any, cast
 
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ITransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    IPushProducer,
+    IReactorTime,
+    ITransport,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._diagnosis import connection_summary, describe_failure, is_tls_failure
+from ._diagnosis import (
+    connection_summary,
+    describe_failure,
+    is_tls_failure,
+    is_tls_transport,
+)
 
 __all__ = ["EchoServerFactory", "EchoServerProtocol"]
 
@@ -31,8 +42,11 @@ class EchoServerProtocol(Protocol):
     """
     Write back every byte received, pausing reads while the peer is not reading.
 
-    When the connection ends, one event is logged with the peer address, the
-    TLS version and cipher, the byte counts and the reason it ended.
+    A TLS peer that has not finished its handshake within the factory's
+    C{handshake_timeout} is dropped; a connection that receives nothing for
+    C{idle_timeout} seconds is closed (close_notify first).  When the
+    connection ends, one event is logged with the peer address, the TLS
+    version and cipher, the byte counts and the reason it ended.
 
     @ivar bytes_received: Bytes received from the peer so far.
     @ivar handshake_done: Whether the TLS handshake completed.
@@ -45,57 +59,121 @@ class EchoServerProtocol(Protocol):
         self.bytes_received = 0
         self.handshake_done = False
         self._started = time.monotonic()
+        self._last_read = 0.0
+        self._timer: IDelayedCall | None = None
+        self._ended_by: str | None = None
 
     def connectionMade(self) -> None:
         """
-        Register the transport as the producer of our writes (flow control).
+        Register the transport as the producer of our writes (flow control),
+        and start the handshake timer.
         """
         # A transport pauses its registered producer when its write buffer is
         # full; the producer here is the transport itself, so it stops reading.
         transport = cast(Any, self.transport)
         transport.registerProducer(cast(IPushProducer, transport), True)
+        if not is_tls_transport(transport):
+            self.handshakeCompleted()  # nothing to negotiate
+        elif self.factory.handshake_timeout is not None:
+            self._timer = self.factory.clock.callLater(
+                self.factory.handshake_timeout, self._handshake_timed_out
+            )
 
     def handshakeCompleted(self) -> None:
         """
-        Note that TLS is established; failures after this are not handshake failures.
+        Note that TLS is established, and start watching for idleness.
         """
         self.handshake_done = True
+        self._cancel_timer()
+        if self.factory.idle_timeout is not None:
+            self._last_read = self.factory.clock.seconds()
+            self._timer = self.factory.clock.callLater(
+                self.factory.idle_timeout, self._check_idle
+            )
 
     def dataReceived(self, data: bytes) -> None:
         """
         Echo C{data} straight back.
         """
         self.bytes_received += len(data)
+        self._last_read = self.factory.clock.seconds()
         assert self.transport is not None
         self.transport.write(data)
 
+    def _handshake_timed_out(self) -> None:
+        self._timer = None
+        self._ended_by = "handshake timeout"
+        cast(Any, self.transport).abortConnection()
+
+    def _check_idle(self) -> None:
+        # Rescheduling from the last read, rather than resetting a timer on
+        # every read, keeps the per-read cost to one clock reading.
+        idle_timeout = self.factory.idle_timeout
+        assert idle_timeout is not None
+        remaining = self._last_read + idle_timeout - self.factory.clock.seconds()
+        if remaining > 0:
+            self._timer = self.factory.clock.callLater(remaining, self._check_idle)
+            return
+        self._timer = None
+        self._ended_by = "idle timeout"
+        transport = cast(Any, self.transport)
+        # TLS only sends close_notify once no producer is registered.
+        transport.unregisterProducer()
+        transport.loseConnection()
+        # A peer that does not read would keep the connection open forever.
+        self._timer = self.factory.clock.callLater(
+            self.factory.close_timeout, transport.abortConnection
+        )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
     def connectionLost(self, reason: Failure | None = None) -> None:
         """
-        Log one event for the whole connection.
+        Stop the timers and log one event for the whole connection.
         """
+        self._cancel_timer()
         fields = self._fields(reason)
         if fields["failed"]:
             self.log.warn("{peer}: {stage} failed: {reason}", **fields)
+        elif fields["reason"] == "closed":
+            self.log.info(
+                "{peer}: closed after {bytes_in} bytes echoed in {duration:.3f}s "
+                "({tls_version}, {cipher})",
+                **fields,
+            )
         else:
             self.log.info(
-                "{peer}: closed ({reason}) after {bytes_in} bytes in "
-                "{duration:.3f}s, {tls_version} {cipher}",
+                "{peer}: {reason} after {bytes_in} bytes echoed in {duration:.3f}s "
+                "({tls_version}, {cipher})",
                 **fields,
             )
         self.factory.connection_ended(self)
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
         transport = cast(ITransport, self.transport)
-        failed = reason is not None and (
-            is_tls_failure(reason)
-            # Reset mid-handshake: typically a client that rejected our certificate.
-            or (not self.handshake_done and reason.check(ConnectionLost) is not None)
+        if self._ended_by is not None:
+            words = self._ended_by
+        elif reason is not None:
+            words = describe_failure(reason, transport)
+        else:
+            words = "closed"
+        failed = (reason is not None and is_tls_failure(reason)) or (
+            not self.handshake_done
+            and (
+                self._ended_by is not None
+                # Reset mid-handshake: typically a client that rejected our
+                # certificate.
+                or (reason is not None and reason.check(ConnectionLost) is not None)
+            )
         )
         return {
             "peer": format_address(transport.getPeer()) if transport else "?",
             "failed": failed,
             "stage": "TLS" if self.handshake_done else "TLS handshake",
-            "reason": describe_failure(reason, transport) if reason else "closed",
+            "reason": words,
             "bytes_in": self.bytes_received,
             "bytes_out": self.bytes_received,
             "duration": time.monotonic() - self._started,
@@ -127,14 +205,35 @@ class EchoServerFactory(Factory):
 
     protocol = EchoServerProtocol  # type: ignore[assignment]
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        handshake_timeout: float | None = 10.0,
+        idle_timeout: float | None = 300.0,
+        clock: IReactorTime | None = None,
+    ) -> None:
+        """
+        @param handshake_timeout: Seconds a TLS peer has to complete its
+            handshake; L{None} for no limit.
+        @param idle_timeout: Seconds without receiving anything before a
+            connection is closed; L{None} for no limit.
+        @param clock: The reactor to time with; the global reactor by default.
+        """
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self.handshake_timeout = handshake_timeout
+        self.idle_timeout = idle_timeout
+        #: Seconds a closing connection has to take its close_notify.
+        self.close_timeout = 10.0
+        self.clock = clock
         self.connections: set[EchoServerProtocol] = set()
 
     def buildProtocol(self, addr: Any) -> EchoServerProtocol:  # type: ignore[override]
         """
         A protocol for a new connection, tracked until it ends.
         """
-        protocol = EchoServerProtocol()
+        protocol = self.protocol()
         protocol.factory = self
         self.connections.add(protocol)
         return protocol

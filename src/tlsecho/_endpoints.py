@@ -62,6 +62,7 @@ def plain_server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoi
             f"{description!r}: tlsecho adds TLS itself; describe the plain "
             "transport instead (for example tcp:8443)",
         )
+    _check_port(description)
     try:
         return cast(IStreamServerEndpoint, serverFromString(reactor, description))
     except (ValueError, KeyError, TypeError, IndexError) as e:
@@ -71,6 +72,39 @@ def plain_server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoi
         raise ConfigurationError(
             "--listen", f"bad endpoint description {description!r}: {detail}"
         ) from None
+
+
+def _inner(description: str) -> list[str]:
+    """
+    The parts of a description below any C{haproxy:} wrapper.
+    """
+    parts = _split(description)
+    while parts and parts[0].strip().lower() == "haproxy":
+        parts = parts[1:]
+    return parts
+
+
+def _check_port(description: str) -> None:
+    """
+    Twisted only checks a TCP port is an integer; refuse one out of range now,
+    rather than fail with an OverflowError when binding.
+    """
+    parts = _inner(description)
+    if not parts or parts[0].strip().lower() not in {"tcp", "tcp6"}:
+        return
+    keywords = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    positional = [p for p in parts[1:] if "=" not in p]
+    port = keywords.get("port", positional[0] if positional else None)
+    try:
+        number = int(port) if port is not None else None
+    except ValueError:
+        return  # Twisted reports it
+    if number is not None and not 0 <= number <= 65535:
+        raise ConfigurationError(
+            "--listen",
+            f"bad endpoint description {description!r}: port {number} is out of "
+            "range 0-65535",
+        )
 
 
 def server_endpoint(
@@ -95,9 +129,7 @@ def require_loopback(description: str, why: str) -> None:
     UNIX sockets count as local; TCP must name an C{interface} that is a
     loopback address or C{localhost}.
     """
-    parts = _split(description)
-    while parts and parts[0].lower() == "haproxy":
-        parts = parts[1:]
+    parts = _inner(description)
     kind = parts[0].lower() if parts else ""
     if kind == "unix":
         return

@@ -189,6 +189,11 @@ def _bind(service: IService, start: Callable[[], None]) -> None:
         raise ConfigurationError(
             "--listen", f"{service.name}: cannot listen: {reason}"
         ) from None
+    except (OSError, OverflowError, ValueError) as e:
+        # Anything else the system refuses (a bad UNIX path, say): one line too.
+        raise ConfigurationError(
+            "--listen", f"{service.name}: cannot listen: {e}"
+        ) from None
 
 
 @implementer(IStreamServerEndpoint)

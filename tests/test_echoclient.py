@@ -1,0 +1,392 @@
+"""
+Tests for the echo client protocol on a StringTransport, and for L{tlsecho.echo} with
+fake endpoints and a L{Clock}: no reactor, no sockets, no TLS.
+
+The TLS layer is played by hand: C{handshakeCompleted} is called when the handshake
+would finish, and C{connectionLost} with the reason TLS would report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from OpenSSL import SSL
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import (
+    ConnectionAborted,
+    ConnectionDone,
+    ConnectionLost,
+    ConnectionRefusedError,
+    DNSLookupError,
+)
+from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tlsecho import (
+    ConnectFailed,
+    ConnectionDropped,
+    EchoClientProtocol,
+    EchoError,
+    EchoMismatch,
+    HandshakeFailed,
+    echo,
+)
+
+PAYLOAD = b"hello"
+
+
+def _connected(payload: bytes = PAYLOAD) -> tuple[EchoClientProtocol, StringTransport]:
+    """A client protocol connected to a StringTransport."""
+    protocol = EchoClientProtocol(payload)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def _result(deferred: Deferred[Any]) -> Any:
+    """What C{deferred} has fired with (a value or a Failure), asserting it has fired."""
+    results: list[Any] = []
+    deferred.addBoth(results.append)
+    assert results, "the Deferred has not fired"
+    return results[0]
+
+
+def _error(deferred: Deferred[Any], kind: type[EchoError]) -> EchoError:
+    """The exception C{deferred} failed with, asserting its type is exactly C{kind}."""
+    outcome = _result(deferred)
+    assert isinstance(outcome, Failure), f"expected a failure, got {outcome!r}"
+    assert type(outcome.value) is kind, f"expected {kind.__name__}, got {outcome.value!r}"
+    return outcome.value
+
+
+def _tls_error(reason: str) -> SSL.Error:
+    """An OpenSSL error as pyOpenSSL raises it, with one reason string."""
+    return SSL.Error([("SSL routines", "", reason)])
+
+
+def test_sends_payload_on_connection() -> None:
+    """The whole payload is written as soon as the connection is made."""
+    _, transport = _connected(b"some payload")
+    assert transport.value() == b"some payload"
+
+
+def test_result_not_fired_while_echo_incomplete() -> None:
+    """Until the connection ends, the result has not fired."""
+    protocol, transport = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(PAYLOAD[:2])
+    results: list[object] = []
+    protocol.result.addBoth(results.append)
+    assert results == []
+    assert transport.disconnecting is False
+
+
+def test_closes_when_all_bytes_came_back() -> None:
+    """The client closes the connection once as many bytes as it sent came back."""
+    protocol, transport = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hel")
+    assert transport.disconnecting is False
+    protocol.dataReceived(b"lo")
+    assert transport.disconnecting is True
+
+
+def test_result_fires_with_echoed_bytes() -> None:
+    """After the full echo and a clean close, the result fires with the echoed bytes."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"he")
+    protocol.dataReceived(b"llo")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(protocol.result) == PAYLOAD
+
+
+def test_result_fires_with_echo_delivered_one_byte_at_a_time() -> None:
+    """An echo that arrives one byte at a time is reassembled in order."""
+    payload = bytes(range(256))
+    protocol, _ = _connected(payload)
+    protocol.handshakeCompleted()
+    for i in range(len(payload)):
+        protocol.dataReceived(payload[i : i + 1])
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(protocol.result) == payload
+
+
+def test_differing_byte_is_mismatch_naming_offset() -> None:
+    """A differing byte fails the result with EchoMismatch naming its offset."""
+    protocol, transport = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"helXo")
+    assert transport.disconnecting is True
+    protocol.connectionLost(Failure(ConnectionDone()))
+    error = _error(protocol.result, EchoMismatch)
+    assert error.reason == "echo differs from what was sent at byte 3"
+
+
+def test_differing_byte_in_later_chunk_names_offset_in_whole_echo() -> None:
+    """The offset of a mismatch counts from the start of the echo, not of the chunk."""
+    protocol, _ = _connected(b"abcdefgh")
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"abcd")
+    protocol.dataReceived(b"eZgh")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert "at byte 5" in _error(protocol.result, EchoMismatch).reason
+
+
+def test_differing_first_byte_is_offset_zero() -> None:
+    """A difference in the very first byte is reported at byte 0."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"Xello")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert "at byte 0" in _error(protocol.result, EchoMismatch).reason
+
+
+def test_extra_bytes_are_mismatch() -> None:
+    """More bytes back than were sent is a mismatch at the first extra byte."""
+    protocol, transport = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hello!!")
+    assert transport.disconnecting is True
+    protocol.connectionLost(Failure(ConnectionDone()))
+    error = _error(protocol.result, EchoMismatch)
+    assert "at byte 5" in error.reason
+    assert "received 7 bytes, sent 5" in error.reason
+
+
+def test_mismatch_wins_over_clean_close_with_all_bytes() -> None:
+    """An echo of the right length with a differing byte never succeeds."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hellO")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert "at byte 4" in _error(protocol.result, EchoMismatch).reason
+
+
+def test_closed_early_after_handshake_is_connection_dropped() -> None:
+    """Closed after the handshake, before the full echo: ConnectionDropped."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"he")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    error = _error(protocol.result, ConnectionDropped)
+    assert "closed by the server" in error.reason
+    assert "after 2 of 5 bytes" in error.reason
+
+
+def test_lost_early_after_handshake_is_connection_dropped() -> None:
+    """A connection lost (not cleanly closed) mid-echo is ConnectionDropped saying so."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.connectionLost(Failure(ConnectionLost()))
+    error = _error(protocol.result, ConnectionDropped)
+    assert "after 0 of 5 bytes" in error.reason
+    assert "connection lost" in error.reason
+
+
+def test_closed_before_handshake_is_handshake_failed() -> None:
+    """A connection closed before the handshake completed is HandshakeFailed."""
+    protocol, _ = _connected()
+    protocol.connectionLost(Failure(ConnectionDone()))
+    error = _error(protocol.result, HandshakeFailed)
+    assert "during the TLS handshake" in error.reason
+
+
+def test_closed_before_handshake_with_empty_payload_is_handshake_failed() -> None:
+    """With nothing to send, a close before the handshake is still HandshakeFailed."""
+    protocol, _ = _connected(b"")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    _error(protocol.result, HandshakeFailed)
+
+
+def test_tls_error_before_any_echo_is_handshake_failed() -> None:
+    """A TLS error before any echoed byte is HandshakeFailed, described in words."""
+    protocol, _ = _connected()
+    protocol.connectionLost(Failure(_tls_error("tlsv1 alert unknown ca")))
+    error = _error(protocol.result, HandshakeFailed)
+    assert error.reason == "the peer does not trust our certificate (unknown CA)"
+
+
+def test_tls_error_mid_echo_is_connection_dropped() -> None:
+    """A TLS error after part of the echo came back is ConnectionDropped."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hel")
+    protocol.connectionLost(Failure(_tls_error("record layer failure")))
+    error = _error(protocol.result, ConnectionDropped)
+    assert "TLS error after 3 of 5 bytes" in error.reason
+
+
+def test_empty_payload_sends_nothing() -> None:
+    """A zero-length payload writes nothing on connection."""
+    _, transport = _connected(b"")
+    assert transport.value() == b""
+    assert transport.disconnecting is False
+
+
+def test_empty_payload_closes_right_after_handshake() -> None:
+    """A zero-length payload closes as soon as the handshake completes."""
+    protocol, transport = _connected(b"")
+    protocol.handshakeCompleted()
+    assert transport.disconnecting is True
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(protocol.result) == b""
+
+
+def test_abort_after_timeout_during_handshake_is_handshake_failed() -> None:
+    """Timing out before the handshake aborts the connection and is HandshakeFailed."""
+    protocol, transport = _connected()
+    protocol.abort_after_timeout(7)
+    assert transport.disconnecting is True
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, HandshakeFailed).reason == (
+        "TLS handshake timed out after 7s"
+    )
+
+
+def test_abort_after_timeout_mid_echo_is_connection_dropped() -> None:
+    """Timing out while waiting for the echo is ConnectionDropped with the progress."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"he")
+    protocol.abort_after_timeout(2.5)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, ConnectionDropped).reason == (
+        "timed out after 2.5s waiting for the echo (2 of 5 bytes back)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        (EchoMismatch, 1),
+        (ConnectionDropped, 1),
+        (ConnectFailed, 3),
+        (HandshakeFailed, 4),
+    ],
+)
+def test_error_exit_status(kind: type[EchoError], status: int) -> None:
+    """Each echo error carries the client exit status DESIGN.md gives it."""
+    assert issubclass(kind, EchoError)
+    assert kind("why").exit_status == status
+    assert kind("why").reason == "why"
+
+
+@implementer(IStreamClientEndpoint)
+class _FailingEndpoint:
+    """An endpoint whose connection attempts fail at once with C{reason}."""
+
+    def __init__(self, reason: Exception):
+        self.reason = reason
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        return fail(self.reason)
+
+
+@implementer(IStreamClientEndpoint)
+class _HangingEndpoint:
+    """An endpoint whose connection attempts never complete (until cancelled)."""
+
+    def __init__(self) -> None:
+        self.cancelled = 0
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        def cancel(_: Deferred[IProtocol]) -> None:
+            self.cancelled += 1
+
+        return Deferred(cancel)
+
+
+@implementer(IStreamClientEndpoint)
+class _StringEndpoint:
+    """An endpoint that connects at once, to a StringTransport."""
+
+    def __init__(self) -> None:
+        self.transport = StringTransport()
+        self.protocol: Any = None
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8443))
+        assert protocol is not None
+        protocol.makeConnection(self.transport)
+        self.protocol = protocol
+        return succeed(protocol)
+
+
+def test_echo_connection_refused_is_connect_failed() -> None:
+    """echo() fails with ConnectFailed when the endpoint cannot connect."""
+    clock = Clock()
+    deferred = echo(_FailingEndpoint(ConnectionRefusedError()), b"x", clock, timeout=5)
+    assert _error(deferred, ConnectFailed).reason == "connection refused"
+
+
+def test_echo_name_not_found_is_connect_failed() -> None:
+    """echo() fails with ConnectFailed naming a DNS failure."""
+    clock = Clock()
+    deferred = echo(_FailingEndpoint(DNSLookupError("nowhere")), b"x", clock, timeout=5)
+    assert _error(deferred, ConnectFailed).reason == "host name not found"
+
+
+def test_echo_connect_failure_cancels_timer() -> None:
+    """After a failed connection attempt no timeout stays scheduled."""
+    clock = Clock()
+    _result(echo(_FailingEndpoint(ConnectionRefusedError()), b"x", clock, timeout=5))
+    assert clock.getDelayedCalls() == []
+
+
+def test_echo_times_out_connecting() -> None:
+    """echo() gives up a connection attempt that never completes, with ConnectFailed."""
+    clock = Clock()
+    endpoint = _HangingEndpoint()
+    deferred = echo(endpoint, b"x", clock, timeout=5)
+    clock.advance(4.9)
+    assert not deferred.called
+    clock.advance(0.1)
+    error = _error(deferred, ConnectFailed)
+    assert error.reason == "timed out connecting after 5s"
+    assert endpoint.cancelled == 1
+    assert clock.getDelayedCalls() == []
+
+
+def test_echo_fires_with_echoed_bytes() -> None:
+    """echo() sends the payload through the endpoint and fires with the echo."""
+    clock = Clock()
+    endpoint = _StringEndpoint()
+    deferred = echo(endpoint, b"ping", clock, timeout=5)
+    assert endpoint.transport.value() == b"ping"
+    endpoint.protocol.handshakeCompleted()
+    endpoint.protocol.dataReceived(b"ping")
+    assert endpoint.transport.disconnecting is True
+    assert not deferred.called
+    endpoint.protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(deferred) == b"ping"
+    assert clock.getDelayedCalls() == []
+
+
+def test_echo_times_out_waiting_for_echo() -> None:
+    """echo() aborts a connection whose echo does not come back in time."""
+    clock = Clock()
+    endpoint = _StringEndpoint()
+    deferred = echo(endpoint, b"ping", clock, timeout=3)
+    endpoint.protocol.handshakeCompleted()
+    clock.advance(3)
+    assert endpoint.transport.disconnecting is True
+    endpoint.protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(deferred, ConnectionDropped).reason == (
+        "timed out after 3s waiting for the echo (0 of 4 bytes back)"
+    )
+
+
+def test_echo_times_out_during_handshake() -> None:
+    """echo() reports a handshake that does not finish in time as HandshakeFailed."""
+    clock = Clock()
+    endpoint = _StringEndpoint()
+    deferred = echo(endpoint, b"ping", clock, timeout=3)
+    clock.advance(3)
+    endpoint.protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(deferred, HandshakeFailed).reason == "TLS handshake timed out after 3s"
