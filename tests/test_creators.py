@@ -690,6 +690,7 @@ def test_server_without_intermediate_fails(ca: trustme.CA, tmp_path: Path) -> No
     chain.write_bytes(leaf.cert_chain_pems[0].bytes())
     key = tmp_path / "server.key"
     key.write_bytes(leaf.private_key_pem.bytes())
+    key.chmod(0o600)  # private key material: owner only
     root = tmp_path / "root.pem"
     ca.cert_pem.write_to_path(str(root))
     server = server_creator(TLSSettings(certificate=chain, private_key=key))

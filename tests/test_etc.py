@@ -25,6 +25,6 @@ def test_example_configuration_loads(tmp_path: Path, tls_files: TLSFiles) -> Non
     assert configuration.listen == ("tcp:8443:interface=127.0.0.1",)
     assert configuration.settings.certificate == etc / "server.pem"
     assert configuration.settings.verify is VerifyMode.NONE
-    assert configuration.settings.min_tls is TLSVersion.TLSv1_2
-    assert configuration.settings.max_tls is TLSVersion.TLSv1_3
+    assert configuration.settings.policy.min_tls is TLSVersion.TLSv1_2
+    assert configuration.settings.policy.max_tls is TLSVersion.TLSv1_3
     assert configuration.development is None

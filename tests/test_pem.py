@@ -23,6 +23,7 @@ from conftest import TLSFiles, write_cert
 def _write(directory: Path, name: str, data: bytes) -> Path:
     path = directory / name
     path.write_bytes(data)
+    path.chmod(0o600)  # private key material: owner only
     return path
 
 
@@ -39,6 +40,7 @@ def _encrypt(key: Path, passphrase: bytes, directory: Path, pkcs8: bool = True) 
             serialization.BestAvailableEncryption(passphrase),
         )
     )
+    encrypted.chmod(0o600)  # private key material: owner only
     return encrypted
 
 

@@ -44,12 +44,14 @@ def _encrypted_key(key: Path, passphrase: bytes, directory: Path) -> Path:
             serialization.BestAvailableEncryption(passphrase),
         )
     )
+    encrypted.chmod(0o600)  # private key material: owner only
     return encrypted
 
 
 def _write(directory: Path, name: str, data: bytes) -> Path:
     path = directory / name
     path.write_bytes(data)
+    path.chmod(0o600)  # private key material: owner only
     return path
 
 
@@ -446,7 +448,11 @@ def test_defaults() -> None:
     assert settings.key is None
     assert settings.trusted == ()
     assert settings.verify is None
-    assert (settings.min_tls, settings.max_tls) == (TLSVersion.TLSv1_2, TLSVersion.TLSv1_3)
+    assert (settings.min_tls, settings.max_tls) == (None, None)
+    assert (settings.policy.min_tls, settings.policy.max_tls) == (
+        TLSVersion.TLSv1_2,
+        TLSVersion.TLSv1_3,
+    )
 
 
 def test_key_defaults_to_certificate_file(ca: trustme.CA, tmp_path: Path) -> None:
@@ -519,7 +525,7 @@ def test_replace_changes_a_field(tls_files: TLSFiles) -> None:
     settings = TLSSettings(ca=(tls_files.ca,))
     changed = settings.replace(max_tls=TLSVersion.TLSv1_2, verify=VerifyMode.NONE)
     assert (changed.max_tls, changed.verify) == (TLSVersion.TLSv1_2, VerifyMode.NONE)
-    assert (settings.max_tls, settings.verify) == (TLSVersion.TLSv1_3, None)
+    assert (settings.policy.max_tls, settings.verify) == (TLSVersion.TLSv1_3, None)
     assert changed.trusted == settings.trusted
 
 

@@ -64,9 +64,9 @@ def test_cert_and_key_build_configuration(tls_files: TLSFiles) -> None:
     assert settings.private_key == tls_files.server_key
     assert settings.ca == ()
     assert settings.verify is None
-    assert settings.ciphers == DEFAULT_CIPHERS
-    assert settings.min_tls is TLSVersion.TLSv1_2
-    assert settings.max_tls is TLSVersion.TLSv1_3
+    assert settings.policy.ciphers == DEFAULT_CIPHERS
+    assert settings.policy.min_tls is TLSVersion.TLSv1_2
+    assert settings.policy.max_tls is TLSVersion.TLSv1_3
     assert configuration.development is None
 
 
@@ -137,6 +137,7 @@ def test_key_defaults_to_cert_file(tls_files: TLSFiles, tmp_path: Path) -> None:
     combined.write_bytes(
         tls_files.server_cert.read_bytes() + tls_files.server_key.read_bytes()
     )
+    combined.chmod(0o600)  # private key material: owner only
     settings = _configuration("--cert", combined).settings
     assert settings.certificate == combined
     assert settings.key is not None
@@ -329,6 +330,7 @@ def test_config_relative_paths_resolve_against_its_directory(
         (tls_files.client_ca, "clients.pem"),
     ]:
         (directory / name).write_bytes(source.read_bytes())
+        (directory / name).chmod(0o600)  # private key material: owner only
     config = _write_config(
         directory / "tlsecho.toml",
         'cert = "server.pem"\nkey = "server.key"\nca = ["clients.pem"]\n',

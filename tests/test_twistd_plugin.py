@@ -143,6 +143,7 @@ def test_key_defaults_to_cert_file(
     combined.write_bytes(
         tls_files.server_cert.read_bytes() + tls_files.server_key.read_bytes()
     )
+    combined.chmod(0o600)  # private key material: owner only
     combined.chmod(0o600)
     server = start_server(servers, "--cert", str(combined))
     _assert_echo(run_client(server.address, "--ca", str(tls_files.ca), payload=PAYLOAD))
@@ -402,11 +403,13 @@ def _encrypted_key(tls_files: TLSFiles, tmp_path: Path) -> Path:
             serialization.BestAvailableEncryption(PASSPHRASE.encode()),
         )
     )
+    path.chmod(0o600)  # private key material: owner only
     return path
 
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
+    path.chmod(0o600)  # private key material: owner only
     return path
 
 

@@ -21,6 +21,8 @@ from service_identity import VerificationError
 from twisted.internet import error
 from twisted.python.failure import Failure
 
+from ._errors import PeerRejected
+
 #: Verify error codes (X509_V_ERR_*) that people meet, in words.
 _VERIFY_ERRORS: dict[int, str] = {
     SSL.X509VerificationCodes.ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY: (
@@ -108,7 +110,7 @@ def _reason_text(reason: str) -> str | None:
     return None
 
 
-_verify_errors: weakref.WeakKeyDictionary[SSL.Connection, str] = weakref.WeakKeyDictionary()
+_refusals: weakref.WeakKeyDictionary[SSL.Connection, str] = weakref.WeakKeyDictionary()
 _trust_stores: weakref.WeakKeyDictionary[SSL.Connection, Callable[[], crypto.X509Store]] = (
     weakref.WeakKeyDictionary()
 )
@@ -130,9 +132,19 @@ def record_verify_error(connection: SSL.Connection, code: int, depth: int) -> No
     """
     Remember the first certificate verification error seen on C{connection}.
     """
-    if connection not in _verify_errors:
-        where = "" if depth == 0 else f" at chain depth {depth}"
-        _verify_errors[connection] = verify_error_text(code) + where
+    where = "" if depth == 0 else f" at chain depth {depth}"
+    record_refusal(
+        connection, "certificate verify failed: " + verify_error_text(code) + where
+    )
+
+
+def record_refusal(connection: SSL.Connection, reason: str) -> None:
+    """
+    Remember why a callback of ours made OpenSSL fail C{connection}'s handshake
+    (the first reason only): a verify error, an unauthorized client
+    certificate, a bad OCSP staple.
+    """
+    _refusals.setdefault(connection, reason)
 
 
 def register_trust(
@@ -243,7 +255,7 @@ def is_tls_failure(reason: Failure) -> bool:
     """
     Whether C{reason} is a TLS-level failure (handshake, alert, certificate).
     """
-    return reason.check(SSL.Error, VerificationError) is not None
+    return reason.check(SSL.Error, VerificationError, PeerRejected) is not None
 
 
 def describe_failure(reason: Failure, transport: object = None) -> str:
@@ -257,13 +269,16 @@ def describe_failure(reason: Failure, transport: object = None) -> str:
     value = reason.value
     if isinstance(value, VerificationError):
         return _hostname_mismatch(value, transport)
+    if isinstance(value, PeerRejected):
+        return value.reason
     if isinstance(value, SSL.Error):
+        connection = _tls_connection(transport)
+        refusal = _refusals.get(connection) if connection is not None else None
+        if refusal is not None:
+            return refusal
         reasons = _ssl_reasons(value)
         if "certificate verify failed" in reasons:
-            connection = _tls_connection(transport)
-            detail = None
-            if connection is not None:
-                detail = _verify_errors.get(connection) or _reverify(connection)
+            detail = _reverify(connection) if connection is not None else None
             return "certificate verify failed" + (f": {detail}" if detail else "")
         for text in reasons:
             words = _reason_text(text)

@@ -33,6 +33,19 @@ class ConfigurationError(ValueError):
         return f"{self.option} {self.path}: {self.reason}"
 
 
+class PeerRejected(Exception):
+    """
+    We refused the peer during the TLS handshake: a pin that does not match, a
+    missing or bad OCSP staple.
+
+    @ivar reason: One line saying why.
+    """
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
 class EchoError(Exception):
     """
     The echo exchange did not succeed; C{exit_status} is the client's exit code.

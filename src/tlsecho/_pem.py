@@ -164,6 +164,7 @@ def load_private_key(
         raise ConfigurationError(
             option, "holds no PEM private key (expected -----BEGIN PRIVATE KEY-----)", path
         )
+    check_private_file(path, option)
     try:
         key: PrivateKeyTypes = serialization.load_pem_private_key(data, passphrase)
     except TypeError as e:
@@ -201,6 +202,39 @@ def load_private_key(
             option, f"a {type(key).__name__} cannot be used for TLS", path
         )
     return key
+
+
+def check_private_file(path: Path, option: str) -> None:
+    """
+    Refuse a private key file that users other than the owner and group can read.
+    """
+    mode = path.stat().st_mode
+    if mode & 0o004:
+        raise ConfigurationError(
+            option,
+            f"private key file is readable by other users (mode {mode & 0o777:04o}); "
+            f"fix it with: chmod o-rwx {path}",
+            path,
+        )
+
+
+def load_identity(
+    certificate: Path,
+    private_key: Path | None,
+    passphrase: bytes | None,
+    certificate_option: str = "--cert",
+    key_option: str = "--key",
+) -> tuple[tuple[x509.Certificate, ...], TLSPrivateKey]:
+    """
+    Load a certificate chain and its private key (from the chain's file when
+    C{private_key} is L{None}) and check that they belong together.
+    """
+    chain = load_certificate_chain(certificate, certificate_option)
+    key_path = private_key or certificate
+    option = key_option if private_key is not None else certificate_option
+    key = load_private_key(key_path, option, passphrase)
+    check_key_matches(chain[0], key, key_path, option)
+    return chain, key
 
 
 def public_key_der(key: TLSPrivateKey | x509.Certificate) -> bytes:

@@ -1,10 +1,11 @@
 """
 The TLS settings value object: one immutable, validated description of a TLS peer.
 
-L{TLSSettings} names the files (certificate chain, key, CA bundles) and the policy
-(verification, ciphers, protocol versions).  Constructing one reads and checks every
-file, so an invalid setting fails at once with a L{ConfigurationError}; a valid one
-is the single input from which both the server's and the client's connection
+L{TLSSettings} names the files (certificate chain, key, CA bundles, CRLs, SNI
+certificates) and the policy (profile, verification, authorization, pins,
+ciphers, protocol versions, ALPN).  Constructing one reads and checks every file,
+so an invalid setting fails at once with a L{ConfigurationError}; a valid one is
+the single input from which both the server's and the client's connection
 creators are built (see L{tlsecho.server_creator} and L{tlsecho.client_creator}).
 To change a setting, or to re-read the files after they changed, use
 L{TLSSettings.replace}.
@@ -13,55 +14,45 @@ L{TLSSettings.replace}.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from OpenSSL import SSL
 from twisted.internet.ssl import TLSVersion
 
 from . import _pem
 from ._errors import ConfigurationError
+from ._identity import AllowList, parse_pin
+from ._policy import (
+    INTERMEDIATE_CIPHERS,
+    TLS_VERSIONS,
+    Profile,
+    TLSPolicy,
+    resolve_policy,
+    version_name,
+)
+from ._revocation import load_crl, load_ocsp_response
 
 __all__ = [
     "DEFAULT_CIPHERS",
+    "SNICertificate",
     "TLSSettings",
     "TLSVersion",
     "VerifyMode",
     "parse_tls_version",
 ]
 
-#: ECDHE key exchange with AEAD ciphers only: the TLS 1.2 part of Mozilla's
-#: "intermediate" Server Side TLS configuration (version 5.7), without the DHE
-#: suites, which would need custom Diffie-Hellman parameters.  TLS 1.3 suites are
-#: OpenSSL's defaults, all of which are AEAD.
-#: See U{https://wiki.mozilla.org/Security/Server_Side_TLS}.
-DEFAULT_CIPHERS = ":".join(
-    [
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-    ]
-)
+#: The default TLS 1.2 cipher string: ECDHE with AEAD ciphers only (the
+#: "intermediate" profile's list).
+DEFAULT_CIPHERS = ":".join(INTERMEDIATE_CIPHERS)
 
-#: The protocol versions tlsecho accepts, as spelt on the command line, in order.
-TLS_VERSIONS: dict[str, TLSVersion] = {
-    "1.2": TLSVersion.TLSv1_2,
-    "1.3": TLSVersion.TLSv1_3,
-}
-_VERSION_ORDER = list(TLS_VERSIONS.values())
+#: A served certificate that expires within this is warned about.
+EXPIRY_WARNING = datetime.timedelta(days=30)
 
-
-def version_name(version: TLSVersion) -> str:
-    """
-    The command-line spelling of C{version}, such as C{"1.3"}.
-    """
-    return {v: k for k, v in TLS_VERSIONS.items()}[version]
+__all__ += ["TLS_VERSIONS", "version_name"]
 
 
 def parse_tls_version(text: str, option: str) -> TLSVersion:
@@ -108,18 +99,57 @@ class VerifyMode(enum.Enum):
             ) from None
 
 
-def _check_ciphers(ciphers: str) -> None:
+@dataclass(frozen=True)
+class SNICertificate:
     """
-    Raise a L{ConfigurationError} if OpenSSL selects no cipher from C{ciphers}.
+    A certificate served to clients that ask for C{name} with SNI.
+
+    @ivar name: An exact host name, or a wildcard C{*.example.com} matching
+        one label.
+    @ivar certificate: PEM chain file.
+    @ivar private_key: PEM key file; the chain file when L{None}.
     """
-    try:
-        SSL.Context(SSL.TLS_METHOD).set_cipher_list(ciphers.encode("ascii"))
-    except (SSL.Error, UnicodeEncodeError):
-        raise ConfigurationError(
-            "--ciphers",
-            f"OpenSSL knows no cipher in {ciphers!r} "
-            "(see 'openssl ciphers -v' for the names)",
-        ) from None
+
+    name: str
+    certificate: Path
+    private_key: Path | None = None
+
+    @classmethod
+    def parse(cls, text: str, option: str = "--sni") -> SNICertificate:
+        """
+        Parse C{NAME=CERT[:KEY]}.
+
+        @raise ConfigurationError: if there is no C{=} or no name.
+        """
+        name, sep, files = text.partition("=")
+        if not sep or not name.strip() or not files:
+            raise ConfigurationError(option, f"expected NAME=CERT[:KEY], got {text!r}")
+        certificate, _, key = files.partition(":")
+        return cls(name.strip().lower(), Path(certificate), Path(key) if key else None)
+
+    def matches(self, servername: str) -> bool:
+        """
+        Whether a client asking for C{servername} gets this certificate.
+        """
+        servername = servername.lower().rstrip(".")
+        if self.name.startswith("*."):
+            head, _, rest = servername.partition(".")
+            return bool(head) and rest == self.name[2:]
+        return servername == self.name
+
+
+def _paths(value: object) -> tuple[Path, ...]:
+    """A tuple of paths from one path or several (strings accepted)."""
+    if isinstance(value, str | Path):
+        return (Path(value),)  # one file given on its own
+    return tuple(Path(p) for p in value)  # type: ignore[attr-defined]
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """A tuple of strings from one string or several."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -158,9 +188,22 @@ class TLSSettings:
     key_passphrase_file: Path | None = None
     ca: tuple[Path, ...] = ()
     verify: VerifyMode | None = None
-    ciphers: str = DEFAULT_CIPHERS
-    min_tls: TLSVersion = TLSVersion.TLSv1_2
-    max_tls: TLSVersion = TLSVersion.TLSv1_3
+    profile: Profile = Profile.INTERMEDIATE
+    ciphers: str | None = None
+    min_tls: TLSVersion | None = None
+    max_tls: TLSVersion | None = None
+    allow_cn: tuple[str, ...] = ()
+    allow_dns: tuple[str, ...] = ()
+    allow_uri: tuple[str, ...] = ()
+    allow_spki: tuple[str, ...] = ()
+    pin_spki: tuple[str, ...] = ()
+    sni: tuple[SNICertificate, ...] = ()
+    sni_strict: bool = False
+    alpn: tuple[str, ...] = ()
+    crl: tuple[Path, ...] = ()
+    ocsp_response: Path | None = None
+    require_ocsp_staple: bool = False
+    keylog_file: Path | None = None
 
     chain: tuple[x509.Certificate, ...] = field(
         init=False, repr=False, compare=False, default=()
@@ -171,53 +214,137 @@ class TLSSettings:
     trusted: tuple[x509.Certificate, ...] = field(
         init=False, repr=False, compare=False, default=()
     )
+    policy: TLSPolicy = field(init=False, repr=False, compare=False, default=None)  # type: ignore[assignment]
+    allowed: AllowList = field(init=False, repr=False, compare=False, default=AllowList())
+    pins: frozenset[bytes] = field(
+        init=False, repr=False, compare=False, default=frozenset()
+    )
+    sni_identities: tuple[
+        tuple[SNICertificate, tuple[x509.Certificate, ...], _pem.TLSPrivateKey], ...
+    ] = field(init=False, repr=False, compare=False, default=())
+    crls: tuple[x509.CertificateRevocationList, ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
+    ocsp_staple: bytes | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
-        self._normalise_paths()
-        if _VERSION_ORDER.index(self.min_tls) > _VERSION_ORDER.index(self.max_tls):
-            raise ConfigurationError(
-                "--min-tls",
-                f"{version_name(self.min_tls)} is above --max-tls "
-                f"{version_name(self.max_tls)}",
+        self._normalise()
+        self._set(
+            "policy", resolve_policy(self.profile, self.ciphers, self.min_tls, self.max_tls)
+        )
+        passphrase = None
+        if self.key_passphrase_file is not None:
+            if self.certificate is None:
+                raise ConfigurationError("--key-passphrase-file", "needs --cert and --key")
+            passphrase = _pem.read_passphrase(
+                self.key_passphrase_file, "--key-passphrase-file"
             )
-        _check_ciphers(self.ciphers)
-        self._load_identity()
+        self._load_identity(passphrase)
         trusted: list[x509.Certificate] = []
         for path in self.ca:
             trusted.extend(_pem.load_ca_certificates(path, "--ca"))
-        object.__setattr__(self, "trusted", tuple(trusted))
+        self._set("trusted", tuple(trusted))
+        self._set(
+            "allowed",
+            AllowList.parse(self.allow_cn, self.allow_dns, self.allow_uri, self.allow_spki),
+        )
+        self._set("pins", frozenset(parse_pin(p, "--pin-spki") for p in self.pin_spki))
+        self._set(
+            "sni_identities",
+            tuple(
+                (
+                    entry,
+                    *_pem.load_identity(
+                        entry.certificate,
+                        entry.private_key,
+                        passphrase,
+                        f"--sni {entry.name}=",
+                        f"--sni {entry.name}=",
+                    ),
+                )
+                for entry in self.sni
+            ),
+        )
+        self._set("crls", tuple(load_crl(path) for path in self.crl))
+        if self.ocsp_response is not None:
+            if not self.chain:
+                raise ConfigurationError("--ocsp-response", "needs --cert")
+            self._set("ocsp_staple", load_ocsp_response(self.ocsp_response, self.chain[0]))
+        for value in self.alpn:
+            if not value or len(value.encode()) > 255:
+                raise ConfigurationError(
+                    "--alpn", f"{value!r} is not a protocol name (1 to 255 bytes)"
+                )
 
-    def _normalise_paths(self) -> None:
-        for name in ("certificate", "private_key", "key_passphrase_file"):
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def _normalise(self) -> None:
+        for name in (
+            "certificate",
+            "private_key",
+            "key_passphrase_file",
+            "ocsp_response",
+            "keylog_file",
+        ):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
-                object.__setattr__(self, name, Path(value))
-        ca: object = self.ca
-        if isinstance(ca, str | Path):
-            ca = (ca,)  # one file given on its own, not a sequence of files
-        object.__setattr__(self, "ca", tuple(Path(p) for p in ca))  # type: ignore[attr-defined]
+                self._set(name, Path(value))
+        self._set("ca", _paths(self.ca))
+        self._set("crl", _paths(self.crl))
+        for name in (
+            "allow_cn",
+            "allow_dns",
+            "allow_uri",
+            "allow_spki",
+            "pin_spki",
+            "alpn",
+        ):
+            self._set(name, _strings(getattr(self, name)))
+        self._set("sni", tuple(self.sni))
 
-    def _load_identity(self) -> None:
+    def _load_identity(self, passphrase: bytes | None) -> None:
         if self.certificate is None:
             if self.private_key is not None:
                 raise ConfigurationError(
                     "--key", "needs --cert: a key alone cannot be served", self.private_key
                 )
-            if self.key_passphrase_file is not None:
-                raise ConfigurationError("--key-passphrase-file", "needs --cert and --key")
             return
-        chain = _pem.load_certificate_chain(self.certificate, "--cert")
-        key_path = self.private_key or self.certificate
-        key_option = "--key" if self.private_key is not None else "--cert"
-        passphrase = None
-        if self.key_passphrase_file is not None:
-            passphrase = _pem.read_passphrase(
-                self.key_passphrase_file, "--key-passphrase-file"
+        chain, key = _pem.load_identity(self.certificate, self.private_key, passphrase)
+        self._set("chain", chain)
+        self._set("key", key)
+
+    def warnings(self, now: datetime.datetime | None = None) -> list[str]:
+        """
+        What is valid but worth a warning: served certificates that expire
+        within 30 days, or that are self-signed.
+        """
+        now = now or datetime.datetime.now(datetime.UTC)
+        found = []
+        served = [("--cert", self.chain)] + [
+            (f"--sni {entry.name}=", chain) for entry, chain, _ in self.sni_identities
+        ]
+        for option, chain in served:
+            if not chain:
+                continue
+            leaf = chain[0]
+            left = leaf.not_valid_after_utc - now
+            if left < EXPIRY_WARNING:
+                found.append(
+                    f"{option}: certificate {_pem.describe(leaf)} expires in "
+                    f"{left.days} days ({leaf.not_valid_after_utc:%Y-%m-%d})"
+                )
+            if leaf.issuer == leaf.subject and len(chain) == 1:
+                found.append(
+                    f"{option}: certificate {_pem.describe(leaf)} is self-signed: "
+                    "clients can only trust it by pinning it"
+                )
+        if self.keylog_file is not None:
+            found.append(
+                f"--keylog-file {self.keylog_file}: TLS secrets are being written; "
+                "anyone who reads that file can decrypt the traffic"
             )
-        key = _pem.load_private_key(key_path, key_option, passphrase)
-        _pem.check_key_matches(chain[0], key, key_path, key_option)
-        object.__setattr__(self, "chain", chain)
-        object.__setattr__(self, "key", key)
+        return found
 
     def replace(self, **changes: object) -> TLSSettings:
         """
@@ -239,35 +366,55 @@ class TLSSettings:
         key_passphrase_file: str | None = None,
         ca: Iterable[str] = (),
         verify: str | None = None,
+        profile: str | None = None,
         ciphers: str | None = None,
         min_tls: str | None = None,
         max_tls: str | None = None,
+        allow_cn: Iterable[str] = (),
+        allow_dns: Iterable[str] = (),
+        allow_uri: Iterable[str] = (),
+        allow_spki: Iterable[str] = (),
+        pin_spki: Iterable[str] = (),
+        sni: Iterable[str] = (),
+        sni_strict: bool = False,
+        alpn: Iterable[str] = (),
+        crl: Iterable[str] = (),
+        ocsp_response: str | None = None,
+        require_ocsp_staple: bool = False,
+        keylog_file: str | None = None,
     ) -> TLSSettings:
         """
         Build settings from option values as a user typed them.
 
-        This is the edge where strings become typed values; C{None} means the
-        option was not given.
+        This is the edge where strings become typed values; C{None} or an
+        empty sequence means the option was not given.
 
         @raise ConfigurationError: for any invalid value.
         """
+
+        def path(value: str | None) -> Path | None:
+            return None if value is None else Path(value)
+
         return cls(
-            certificate=None if certificate is None else Path(certificate),
-            private_key=None if private_key is None else Path(private_key),
-            key_passphrase_file=(
-                None if key_passphrase_file is None else Path(key_passphrase_file)
-            ),
-            ca=tuple(Path(p) for p in ca),
+            certificate=path(certificate),
+            private_key=path(private_key),
+            key_passphrase_file=path(key_passphrase_file),
+            ca=_paths(ca),
             verify=None if verify is None else VerifyMode.parse(verify),
-            ciphers=DEFAULT_CIPHERS if ciphers is None else ciphers,
-            min_tls=(
-                TLSVersion.TLSv1_2
-                if min_tls is None
-                else parse_tls_version(min_tls, "--min-tls")
-            ),
-            max_tls=(
-                TLSVersion.TLSv1_3
-                if max_tls is None
-                else parse_tls_version(max_tls, "--max-tls")
-            ),
+            profile=Profile.INTERMEDIATE if profile is None else Profile.parse(profile),
+            ciphers=ciphers,
+            min_tls=None if min_tls is None else parse_tls_version(min_tls, "--min-tls"),
+            max_tls=None if max_tls is None else parse_tls_version(max_tls, "--max-tls"),
+            allow_cn=_strings(allow_cn),
+            allow_dns=_strings(allow_dns),
+            allow_uri=_strings(allow_uri),
+            allow_spki=_strings(allow_spki),
+            pin_spki=_strings(pin_spki),
+            sni=tuple(SNICertificate.parse(entry) for entry in _strings(sni)),
+            sni_strict=sni_strict,
+            alpn=_strings(alpn),
+            crl=_paths(crl),
+            ocsp_response=path(ocsp_response),
+            require_ocsp_staple=require_ocsp_staple,
+            keylog_file=path(keylog_file),
         )
