@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from tlsecho import ConfigurationError
-from tlsecho._config import PATH_KEYS, REPEATABLE_KEYS, SCALAR_KEYS, load_config
+from tlsecho._config import (
+    BOOLEAN_KEYS,
+    PATH_KEYS,
+    REPEATABLE_KEYS,
+    SCALAR_KEYS,
+    load_config,
+)
+from tlsecho._server import SETTINGS_OPTIONS
 
 
 def _config(directory: Path, text: str | bytes, name: str = "tlsecho.toml") -> Path:
@@ -144,7 +151,22 @@ def test_path_keys_are_a_subset_of_known_keys() -> None:
     """Every path key is a known key, and no key is both scalar and repeatable."""
     assert PATH_KEYS <= REPEATABLE_KEYS | SCALAR_KEYS
     assert not REPEATABLE_KEYS & SCALAR_KEYS
-    assert {"listen", "ca"} == REPEATABLE_KEYS
+    assert {
+        "listen",
+        "ca",
+        "allow-cn",
+        "allow-dns",
+        "allow-uri",
+        "allow-spki",
+        "alpn",
+        "crl",
+    } == REPEATABLE_KEYS
+
+
+def test_file_keys_are_the_server_options() -> None:
+    """The configuration file knows exactly the server's options (but --config)."""
+    file_keys = REPEATABLE_KEYS | SCALAR_KEYS | BOOLEAN_KEYS | {"sni"}
+    assert file_keys == set(SETTINGS_OPTIONS) | {"listen"}
 
 
 def test_unknown_key_names_config_file_and_key(tmp_path: Path) -> None:
@@ -154,7 +176,9 @@ def test_unknown_key_names_config_file_and_key(tmp_path: Path) -> None:
     assert error.option == "--config"
     assert error.path == path
     assert str(error).startswith(f"--config {path}: unknown key 'port'")
-    assert "known keys: ca, cert, ciphers, key," in str(error)
+    assert "known keys: allow-cn, allow-dns, allow-spki, allow-uri, alpn, ca, cert," in str(
+        error
+    )
 
 
 def test_table_is_unknown_key(tmp_path: Path) -> None:

@@ -16,16 +16,33 @@ from pathlib import Path
 from ._errors import ConfigurationError
 from ._pem import read_file
 
-__all__ = ["PATH_KEYS", "REPEATABLE_KEYS", "SCALAR_KEYS", "load_config"]
+__all__ = ["BOOLEAN_KEYS", "PATH_KEYS", "REPEATABLE_KEYS", "SCALAR_KEYS", "load_config"]
 
 #: Keys whose value is a list (a single string is accepted as a list of one).
-REPEATABLE_KEYS = frozenset({"listen", "ca"})
+REPEATABLE_KEYS = frozenset(
+    {"listen", "ca", "allow-cn", "allow-dns", "allow-uri", "allow-spki", "alpn", "crl"}
+)
 #: Keys whose value is one string.
 SCALAR_KEYS = frozenset(
-    {"cert", "key", "key-passphrase-file", "verify", "ciphers", "min-tls", "max-tls"}
+    {
+        "cert",
+        "key",
+        "key-passphrase-file",
+        "verify",
+        "profile",
+        "ciphers",
+        "min-tls",
+        "max-tls",
+        "ocsp-response",
+        "keylog-file",
+    }
 )
+#: Keys whose value is true or false.
+BOOLEAN_KEYS = frozenset({"sni-strict"})
 #: Keys naming files, resolved relative to the configuration file.
-PATH_KEYS = frozenset({"cert", "key", "key-passphrase-file", "ca"})
+PATH_KEYS = frozenset(
+    {"cert", "key", "key-passphrase-file", "ca", "crl", "ocsp-response", "keylog-file"}
+)
 
 
 def _resolve(value: str, base: Path) -> str:
@@ -33,7 +50,37 @@ def _resolve(value: str, base: Path) -> str:
     return str(path if path.is_absolute() else base / path)
 
 
-def load_config(path: Path) -> dict[str, str | list[str]]:
+def _sni_entries(value: object, path: Path) -> list[str]:
+    """
+    The C{[[sni]]} tables (C{name}, C{cert}, optional C{key}) as C{--sni} values.
+    """
+    if not isinstance(value, list):
+        value = [value]
+    entries = []
+    for table in value:
+        if isinstance(table, str):
+            name, _, files = table.partition("=")
+            cert, _, key = files.partition(":")
+            table = {"name": name, "cert": cert, **({"key": key} if key else {})}
+        if (
+            not isinstance(table, dict)
+            or not set(table) <= {"name", "cert", "key"}
+            or not all(isinstance(table.get(k), str) for k in ("name", "cert"))
+            or not isinstance(table.get("key", ""), str)
+        ):
+            raise ConfigurationError(
+                "--config",
+                "each [[sni]] entry needs name and cert strings (and may have key)",
+                path,
+            )
+        files = _resolve(table["cert"], path.parent)
+        if table.get("key"):
+            files += ":" + _resolve(table["key"], path.parent)
+        entries.append(f"{table['name']}={files}")
+    return entries
+
+
+def load_config(path: Path) -> dict[str, str | bool | list[str]]:
     """
     Read C{path} and return its settings keyed by option name.
 
@@ -46,14 +93,22 @@ def load_config(path: Path) -> dict[str, str | list[str]]:
         document = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigurationError("--config", f"not valid TOML: {e}", path) from None
-    settings: dict[str, str | list[str]] = {}
+    settings: dict[str, str | bool | list[str]] = {}
     for raw_key, value in document.items():
         key = raw_key.replace("_", "-")
         if key in settings:
             raise ConfigurationError(
                 "--config", f"{raw_key} is given twice (as {key} and {raw_key})", path
             )
-        if key in REPEATABLE_KEYS:
+        if key == "sni":
+            settings[key] = _sni_entries(value, path)
+        elif key in BOOLEAN_KEYS:
+            if not isinstance(value, bool):
+                raise ConfigurationError(
+                    "--config", f"{raw_key} must be true or false", path
+                )
+            settings[key] = value
+        elif key in REPEATABLE_KEYS:
             values = [value] if isinstance(value, str) else value
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 raise ConfigurationError(
@@ -71,7 +126,9 @@ def load_config(path: Path) -> dict[str, str | list[str]]:
                 )
             settings[key] = _resolve(value, path.parent) if key in PATH_KEYS else value
         else:
-            known = ", ".join(sorted(REPEATABLE_KEYS | SCALAR_KEYS))
+            known = ", ".join(
+                sorted(REPEATABLE_KEYS | SCALAR_KEYS | BOOLEAN_KEYS | {"sni"})
+            )
             raise ConfigurationError(
                 "--config", f"unknown key {raw_key!r} (known keys: {known})", path
             )

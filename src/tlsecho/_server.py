@@ -37,6 +37,32 @@ from ._settings import TLSSettings
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration"]
 
+#: Server options that are TLS settings, and the TLSSettings.from_strings
+#: argument each becomes.
+SETTINGS_OPTIONS = {
+    "cert": "certificate",
+    "key": "private_key",
+    "key-passphrase-file": "key_passphrase_file",
+    "ca": "ca",
+    "verify": "verify",
+    "profile": "profile",
+    "ciphers": "ciphers",
+    "min-tls": "min_tls",
+    "max-tls": "max_tls",
+    "allow-cn": "allow_cn",
+    "allow-dns": "allow_dns",
+    "allow-uri": "allow_uri",
+    "allow-spki": "allow_spki",
+    "sni": "sni",
+    "sni-strict": "sni_strict",
+    "alpn": "alpn",
+    "crl": "crl",
+    "ocsp-response": "ocsp_response",
+    "keylog-file": "keylog_file",
+}
+#: Options that are on/off switches.
+SWITCHES = frozenset({"sni-strict"})
+
 #: Where the server listens when no --listen is given.
 DEFAULT_LISTEN = "tcp:8443:interface=127.0.0.1"
 
@@ -82,23 +108,20 @@ class ServerConfiguration:
         if options.get("config"):
             values.update(load_config(Path(options["config"])))
         for key, value in options.items():
-            if key != "config" and value not in (None, [], ()):
+            # A flag not given is None, an empty list, or False (switches).
+            if key != "config" and value not in (None, [], (), False, 0):
                 values[key] = value
         development = None
         if values.get("cert") is None and values.get("key") is None:
             development = ensure_development_certificate()
             values["cert"] = str(development.certificate)
             values["key"] = str(development.private_key)
-        settings = TLSSettings.from_strings(
-            certificate=values.get("cert"),
-            private_key=values.get("key"),
-            key_passphrase_file=values.get("key-passphrase-file"),
-            ca=values.get("ca") or (),
-            verify=values.get("verify"),
-            ciphers=values.get("ciphers"),
-            min_tls=values.get("min-tls"),
-            max_tls=values.get("max-tls"),
-        )
+        arguments: dict[str, Any] = {
+            argument: bool(values[option]) if option in SWITCHES else values[option]
+            for option, argument in SETTINGS_OPTIONS.items()
+            if option in values
+        }
+        settings = TLSSettings.from_strings(**arguments)
         listen = tuple(values.get("listen") or (DEFAULT_LISTEN,))
         if reactor is None:
             from twisted.internet import reactor
@@ -157,6 +180,8 @@ class EchoService(MultiService):
         @raise ConfigurationError: naming the C{--listen} description, if a
             port cannot be bound.
         """
+        for warning in self.configuration.settings.warnings():
+            _log.warn("{warning}", warning=warning)
         development = self.configuration.development
         if development is not None:
             _log.info(

@@ -17,11 +17,37 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from ._errors import ConfigurationError
-from ._server import EchoService, ServerConfiguration
+from ._server import SETTINGS_OPTIONS, EchoService, ServerConfiguration
 
 __all__ = ["Options", "makeService"]
 
 _log = Logger()
+
+
+#: The options that may be given several times.
+REPEATABLE = (
+    "listen",
+    "ca",
+    "allow-cn",
+    "allow-dns",
+    "allow-uri",
+    "allow-spki",
+    "sni",
+    "alpn",
+    "crl",
+)
+
+
+def _appender(option: str, help: str) -> Callable[[Options, str], None]:
+    """
+    An C{opt_} method that appends each value of a repeatable option.
+    """
+
+    def append(self: Options, value: str) -> None:
+        self[option].append(value)
+
+    append.__doc__ = f"{help} (repeatable)"
+    return append
 
 
 class Options(usage.Options):
@@ -41,38 +67,79 @@ class Options(usage.Options):
             "key-passphrase-file",
             None,
             None,
-            "File holding the passphrase of an encrypted --key.",
+            "File holding the passphrase of an encrypted --key (and --sni keys).",
         ],
         ["verify", None, None, "Client certificates: none, optional or required [none]."],
+        [
+            "profile",
+            None,
+            None,
+            "TLS policy after Mozilla's guidelines: intermediate (TLS 1.2+1.3) or "
+            "modern (TLS 1.3 only) [intermediate].",
+        ],
         [
             "ciphers",
             None,
             None,
-            "OpenSSL cipher string for TLS 1.2 [a modern ECDHE+AEAD list].",
+            "OpenSSL cipher string narrowing the profile's TLS 1.2 ciphers.",
         ],
-        ["min-tls", None, None, "Lowest TLS version: 1.2 or 1.3 [1.2]."],
+        ["min-tls", None, None, "Lowest TLS version: 1.2 or 1.3 [from the profile]."],
         ["max-tls", None, None, "Highest TLS version: 1.2 or 1.3 [1.3]."],
+        [
+            "ocsp-response",
+            None,
+            None,
+            "DER OCSP response for --cert, stapled when a client asks.",
+        ],
+        [
+            "keylog-file",
+            None,
+            None,
+            "Append TLS secrets (NSS key log format) to this file. Debugging only.",
+        ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
+    ]
+    optFlags = [
+        ["sni-strict", None, "Refuse SNI names no certificate is for (unrecognized_name)."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self["listen"] = []
-        self["ca"] = []
+        for name in REPEATABLE:
+            self[name] = []
 
-    def opt_listen(self, description: str) -> None:
-        """
-        Server endpoint description to listen on, without TLS (repeatable)
-        [tcp:8443:interface=127.0.0.1].
-        """
-        self["listen"].append(description)
-
-    def opt_ca(self, path: str) -> None:
-        """
-        PEM file of CA certificates that client certificates must chain to
-        (repeatable).
-        """
-        self["ca"].append(path)
+    opt_listen = _appender(
+        "listen",
+        "Server endpoint description to listen on, without TLS "
+        "[tcp:8443:interface=127.0.0.1].",
+    )
+    opt_ca = _appender(
+        "ca", "PEM file of CA certificates that client certificates must chain to."
+    )
+    opt_allow_cn = _appender(
+        "allow-cn", "Authorize client certificates with this subject common name."
+    )
+    opt_allow_dns = _appender(
+        "allow-dns", "Authorize client certificates with this DNS subject alt name."
+    )
+    opt_allow_uri = _appender(
+        "allow-uri",
+        "Authorize client certificates with this URI subject alt name (a SPIFFE ID).",
+    )
+    opt_allow_spki = _appender(
+        "allow-spki",
+        "Authorize client certificates whose SHA-256 SPKI pin is this (base64 or hex).",
+    )
+    opt_sni = _appender(
+        "sni",
+        "NAME=CERT[:KEY]: serve CERT to clients asking for NAME (exact or *.domain).",
+    )
+    opt_alpn = _appender(
+        "alpn", "Application protocol to offer with ALPN, most preferred first."
+    )
+    opt_crl = _appender(
+        "crl", "Certificate revocation list (PEM or DER) checked for client certificates."
+    )
 
     def parseOptions(self, options: Sequence[str] | None = None) -> None:
         """
@@ -96,19 +163,7 @@ class Options(usage.Options):
         Validate every setting; store the result as C{self["configuration"]}.
         """
         values = {
-            key: self[key]
-            for key in (
-                "listen",
-                "cert",
-                "key",
-                "key-passphrase-file",
-                "ca",
-                "verify",
-                "ciphers",
-                "min-tls",
-                "max-tls",
-                "config",
-            )
+            key: self[key] for key in ("listen", "config", *SETTINGS_OPTIONS) if key in self
         }
         try:
             self["configuration"] = ServerConfiguration.from_options(values)
