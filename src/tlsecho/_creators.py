@@ -264,6 +264,8 @@ class ServerConnectionCreator:
         context = options.getContext()
         _finish(context, settings)
         context.set_verify(context.get_verify_mode(), self._verify)
+        if settings.allowed:
+            _reject_as_bad_certificate(context)
         if verifying:
             # Tell clients which CAs we accept, as 'openssl s_client' shows.
             for certificate in settings.trusted:
@@ -340,6 +342,32 @@ class ServerConnectionCreator:
         A new OpenSSL connection for an accepted client.
         """
         return self._default.serverConnectionForTLS(tlsProtocol)
+
+
+def _reject_as_bad_certificate(context: SSL.Context) -> None:
+    """
+    Make a refusal by our verify callback send the bad_certificate alert.
+
+    When the callback refuses a certificate OpenSSL itself found valid (an
+    --allow-* rule did not match), OpenSSL's verify error is still "ok", which
+    it reports with the internal_error alert: wrong, and misleading for the
+    client.  pyOpenSSL does not let a callback set the error, so we wrap its
+    C callback and set X509_V_ERR_CERT_REJECTED ("certificate rejected", sent
+    as bad_certificate) through the same OpenSSL binding pyOpenSSL uses.
+    """
+    from OpenSSL._util import ffi, lib
+
+    inner: Any = context._verify_callback  # pyOpenSSL's C-level wrapper of ours
+
+    @ffi.callback("int (*)(int, X509_STORE_CTX *)")  # type: ignore[untyped-decorator]
+    def verify(ok: int, store: Any) -> int:
+        result: int = inner(ok, store)
+        if ok and not result:
+            lib.X509_STORE_CTX_set_error(store, lib.X509_V_ERR_CERT_REJECTED)
+        return result
+
+    context._tlsecho_verify_callback = verify  # type: ignore[attr-defined]  # keep it alive
+    lib.SSL_CTX_set_verify(context._context, context.get_verify_mode(), verify)
 
 
 def _serves(certificate: x509.Certificate, name: str) -> bool:

@@ -86,6 +86,8 @@ _SSL_REASONS: dict[str, str] = {
     "record layer failure": "the peer sent a malformed TLS record",
     "unexpected eof while reading": "connection closed without close_notify",
     "unknown protocol": "the peer does not speak TLS (unknown protocol)",
+    "tlsv1 unrecognized name": "the server does not serve that name (unrecognized name)",
+    "no application protocol in common (ALPN)": "no application protocol in common (ALPN)",
 }
 
 _ALERT_PREFIXES = (

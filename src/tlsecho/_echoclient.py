@@ -9,6 +9,7 @@ handshake or certificate failure, connection dropped, or a differing echo.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -49,7 +50,13 @@ class EchoClientProtocol(Protocol):
     @ivar handshake_done: Whether the TLS handshake completed.
     """
 
-    def __init__(self, payload: bytes):
+    def __init__(self, payload: bytes, on_handshake: Callable[[Any], None] | None = None):
+        """
+        @param payload: The bytes to send.
+        @param on_handshake: Called with the transport when the TLS handshake
+            completes, to inspect the connection (version, cipher, ALPN).
+        """
+        self._on_handshake = on_handshake
         self._payload = payload
         self._received: list[bytes] = []
         self._count = 0
@@ -75,6 +82,8 @@ class EchoClientProtocol(Protocol):
         Note the handshake; with nothing to send, close at once.
         """
         self.handshake_done = True
+        if self._on_handshake is not None:
+            self._on_handshake(self.transport)
         if not self._payload:
             self._transport.loseConnection()
 
@@ -156,8 +165,9 @@ async def _echo(
     payload: bytes,
     reactor: IReactorTime,
     timeout: float,
+    on_handshake: Callable[[Any], None] | None,
 ) -> bytes:
-    protocol = EchoClientProtocol(payload)
+    protocol = EchoClientProtocol(payload, on_handshake)
     connecting = connectProtocol(endpoint, protocol)
     timed_out = False
 
@@ -189,6 +199,7 @@ def echo(
     payload: bytes,
     reactor: IReactorTime | None = None,
     timeout: float = 30.0,
+    on_handshake: Callable[[Any], None] | None = None,
 ) -> Deferred[bytes]:
     """
     Send C{payload} through C{endpoint} and check the server echoes it exactly.
@@ -197,6 +208,8 @@ def echo(
     @param payload: The bytes to send (any size, including none).
     @param reactor: Clock for the timeout; the global reactor by default.
     @param timeout: Seconds for the whole exchange.
+    @param on_handshake: Called with the TLS transport once the handshake is
+        done (see L{EchoClientProtocol}).
     @return: Fires with the echoed bytes (equal to C{payload}), or fails with
         L{ConnectFailed}, L{HandshakeFailed}, L{ConnectionDropped} or
         L{EchoMismatch}.
@@ -206,4 +219,4 @@ def echo(
 
         reactor = cast(IReactorTime, _reactor)
     assert reactor is not None
-    return ensureDeferred(_echo(endpoint, payload, reactor, timeout))
+    return ensureDeferred(_echo(endpoint, payload, reactor, timeout, on_handshake))

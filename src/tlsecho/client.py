@@ -12,14 +12,16 @@ standard error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
 from ._creators import client_creator
 from ._devcert import development_ca_path, is_loopback_host
+from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo
 from ._endpoints import client_endpoint, parse_address
 from ._errors import ConfigurationError, EchoError
@@ -90,6 +92,49 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tls", metavar="V", help="highest TLS version: 1.2 or 1.3 [1.3]"
     )
     parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="TLS policy: intermediate (TLS 1.2+1.3) or modern (1.3 only) [intermediate]",
+    )
+    parser.add_argument(
+        "--pin-spki",
+        action="append",
+        default=[],
+        metavar="SHA256",
+        help="the server key's SHA-256 SPKI pin (base64 or hex; repeatable): checked on "
+        "top of the chain, or instead of it with --verify none",
+    )
+    parser.add_argument(
+        "--alpn",
+        action="append",
+        default=[],
+        metavar="PROTO",
+        help="application protocol to offer with ALPN (repeatable)",
+    )
+    parser.add_argument(
+        "--crl",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="certificate revocation list (PEM or DER) for the server's chain (repeatable)",
+    )
+    parser.add_argument(
+        "--require-ocsp-staple",
+        action="store_true",
+        help="fail unless the server staples a good OCSP response for its certificate",
+    )
+    parser.add_argument(
+        "--keylog-file",
+        metavar="FILE",
+        help="append TLS secrets to FILE for Wireshark [$SSLKEYLOGFILE]",
+    )
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="report the negotiated version, cipher, ALPN and certificate on stderr",
+    )
+    parser.add_argument(
         "--timeout",
         type=_positive,
         default=30.0,
@@ -112,6 +157,35 @@ def _development_trust(host: str, args: argparse.Namespace) -> list[x509.Certifi
         return []
 
 
+#: What a server says when it refuses a client certificate that verified: a
+#: tlsecho server whose --allow-* rules do not match sends bad_certificate;
+#: others send certificate_unknown or access_denied (the RFC 8446 alert for it).
+_REFUSED_US = {
+    "the peer rejected our certificate (bad certificate)",
+    "the peer rejected our certificate (certificate unknown)",
+    "the peer denied access (access denied)",
+}
+
+
+def _reporter(stderr: IO[str], address: str) -> Callable[[Any], None]:
+    """
+    A handshake callback that reports the negotiated parameters (--verbose).
+    """
+
+    def report(transport: Any) -> None:
+        summary = connection_summary(transport)
+        names = certificate_names(transport)
+        protocol = transport.negotiatedProtocol
+        stderr.write(
+            f"{PROG}: connected to {address}: {summary['tls_version']}, "
+            f"{summary['cipher']}, ALPN "
+            f"{protocol.decode('ascii', 'replace') if protocol else '(none)'}, "
+            f"server certificate for {', '.join(names) or '(no names)'}\n"
+        )
+
+    return report
+
+
 async def _run(
     reactor: Any,
     args: argparse.Namespace,
@@ -126,26 +200,47 @@ async def _run(
             private_key=args.key,
             ca=args.ca,
             verify=args.verify,
+            profile=args.profile,
             ciphers=args.ciphers,
             min_tls=args.min_tls,
             max_tls=args.max_tls,
+            pin_spki=args.pin_spki,
+            alpn=args.alpn,
+            crl=args.crl,
+            require_ocsp_staple=args.require_ocsp_staple,
+            # As browsers do, SSLKEYLOGFILE in the environment turns the key log on.
+            keylog_file=args.keylog_file or os.environ.get("SSLKEYLOGFILE") or None,
         )
         servername = args.servername or host
         creator = client_creator(settings, servername, _development_trust(host, args))
     except ConfigurationError as e:
         stderr.write(f"{PROG}: {e}\n")
         raise SystemExit(EXIT_USAGE) from None
-    if settings.verify is VerifyMode.NONE:
+    if settings.verify is VerifyMode.NONE and not settings.pins:
         stderr.write(
             f"{PROG}: warning: --verify none: the server's certificate and name "
             "are NOT checked; anyone could be answering\n"
         )
+    if settings.keylog_file is not None:
+        stderr.write(
+            f"{PROG}: warning: writing TLS secrets to {settings.keylog_file}; "
+            "anyone who reads it can decrypt this connection\n"
+        )
     payload = stdin.read()
     endpoint = client_endpoint(reactor, host, port, creator, timeout=args.timeout)
     try:
-        echoed = await echo(endpoint, payload, reactor=reactor, timeout=args.timeout)
+        echoed = await echo(
+            endpoint,
+            payload,
+            reactor=reactor,
+            timeout=args.timeout,
+            on_handshake=_reporter(stderr, f"{host}:{port}") if args.verbose else None,
+        )
     except EchoError as e:
-        stderr.write(f"{PROG}: {e.reason} (server {servername!r} at {host}:{port})\n")
+        reason = e.reason
+        if settings.key is not None and e.exit_status == 4 and reason in _REFUSED_US:
+            reason = f"not authorized by the server ({reason})"
+        stderr.write(f"{PROG}: {reason} (server {servername!r} at {host}:{port})\n")
         raise SystemExit(e.exit_status) from None
     stdout.write(echoed)
     stdout.flush()
