@@ -22,9 +22,11 @@ from ._errors import (
     EchoError,
     EchoMismatch,
     HandshakeFailed,
+    PeerRejected,
 )
 from ._server import EchoService, ServerConfiguration
-from ._settings import DEFAULT_CIPHERS, TLSSettings, TLSVersion, VerifyMode
+from ._policy import Profile
+from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
 
 __all__ = [
     "DEFAULT_CIPHERS",
@@ -39,6 +41,9 @@ __all__ = [
     "EchoServerProtocol",
     "EchoService",
     "HandshakeFailed",
+    "PeerRejected",
+    "Profile",
+    "SNICertificate",
     "ServerConfiguration",
     "ServerConnectionCreator",
     "TLSSettings",
