@@ -24,8 +24,8 @@ from ._errors import (
     HandshakeFailed,
     PeerRejected,
 )
-from ._server import EchoService, ServerConfiguration
 from ._policy import Profile
+from ._server import EchoService, ServerConfiguration
 from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
 
 __all__ = [
