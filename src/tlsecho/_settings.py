@@ -38,11 +38,13 @@ from ._revocation import load_crl, load_ocsp_response
 
 __all__ = [
     "DEFAULT_CIPHERS",
+    "TLS_VERSIONS",
     "SNICertificate",
     "TLSSettings",
     "TLSVersion",
     "VerifyMode",
     "parse_tls_version",
+    "version_name",
 ]
 
 #: The default TLS 1.2 cipher string: ECDHE with AEAD ciphers only (the
@@ -51,8 +53,6 @@ DEFAULT_CIPHERS = ":".join(INTERMEDIATE_CIPHERS)
 
 #: A served certificate that expires within this is warned about.
 EXPIRY_WARNING = datetime.timedelta(days=30)
-
-__all__ += ["TLS_VERSIONS", "version_name"]
 
 
 def parse_tls_version(text: str, option: str) -> TLSVersion:
@@ -171,13 +171,35 @@ class TLSSettings:
     @ivar verify: The verification policy; L{None} means the safe default of the
         side that uses it: the server asks for no client certificate, and the
         client verifies the server's chain and host name.
-    @ivar ciphers: OpenSSL cipher string for TLS 1.2 (TLS 1.3 suites are all
-        strong and are left at OpenSSL's defaults).
-    @ivar min_tls: The lowest protocol version accepted.
-    @ivar max_tls: The highest protocol version offered.
-    @ivar chain: The loaded certificate chain (empty without C{certificate}).
-    @ivar key: The loaded private key (L{None} without C{certificate}).
-    @ivar trusted: The loaded CA certificates from every C{ca} file.
+    @ivar profile: The Mozilla-style policy profile the next three refine.
+    @ivar ciphers: OpenSSL cipher string narrowing the profile's TLS 1.2
+        ciphers; L{None} for all of them.
+    @ivar min_tls: The lowest protocol version accepted; L{None}: the profile's.
+    @ivar max_tls: The highest protocol version offered; L{None}: TLS 1.3.
+    @ivar allow_cn: Server: authorize client certificates with this subject CN.
+    @ivar allow_dns: Server: ... with this SAN DNS name.
+    @ivar allow_uri: Server: ... with this SAN URI.
+    @ivar allow_spki: Server: ... with this SHA-256 SPKI pin (base64 or hex).
+    @ivar pin_spki: Client: the server's key must have one of these SPKI pins.
+    @ivar sni: Server: more certificates, chosen by the name a client asks for.
+    @ivar sni_strict: Server: refuse names no certificate is for.
+    @ivar alpn: Application protocols for ALPN, most preferred first.
+    @ivar crl: CRL files (PEM or DER) the peer's certificate is checked against.
+    @ivar ocsp_response: Server: DER OCSP response for C{certificate}, stapled.
+    @ivar require_ocsp_staple: Client: insist on a good stapled OCSP response.
+    @ivar keylog_file: Append TLS secrets here (NSS key log format); debugging.
+
+    Loaded and resolved when made (not arguments):
+
+    @ivar chain: The certificate chain (empty without C{certificate}).
+    @ivar key: The private key (L{None} without C{certificate}).
+    @ivar trusted: The CA certificates from every C{ca} file.
+    @ivar policy: The resolved L{TLSPolicy} (versions, ciphers, groups).
+    @ivar allowed: The client authorization rules.
+    @ivar pins: The decoded C{pin_spki} digests.
+    @ivar sni_identities: Each C{sni} entry with its chain and key.
+    @ivar crls: The loaded CRLs.
+    @ivar ocsp_staple: The checked OCSP response bytes to staple.
 
     @raise ConfigurationError: naming the option, the file and the reason, for
         any invalid setting.
