@@ -24,6 +24,7 @@ from twisted.internet.interfaces import (
     IProtocolFactory,
     IStreamServerEndpoint,
 )
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -33,6 +34,7 @@ from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._echoserver import EchoServerFactory, format_address
 from ._endpoints import plain_server_endpoint, require_loopback, server_endpoint
 from ._errors import ConfigurationError
+from ._reload import FileWatch, ReloadingCreator, settings_files
 from ._settings import TLSSettings
 
 __all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration"]
@@ -78,11 +80,13 @@ class ServerConfiguration:
     @ivar listen: The server endpoint descriptions to listen on.
     @ivar development: The development certificate in use, if no certificate
         was configured.
+    @ivar options: The flags this came from (with C{config}), to read it again.
     """
 
     settings: TLSSettings
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     development: DevelopmentCertificate | None = None
+    options: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.development is not None:
@@ -127,9 +131,29 @@ class ServerConfiguration:
             from twisted.internet import reactor
         for description in listen:
             plain_server_endpoint(reactor, description)
-        configuration = cls(settings=settings, listen=listen, development=development)
+        configuration = cls(
+            settings=settings, listen=listen, development=development, options=dict(options)
+        )
         configuration.creator()
         return configuration
+
+    def reread(self) -> TLSSettings:
+        """
+        The TLS settings read again: the configuration file (if any) and every
+        file it names.  Listeners are not changed by a reload.
+
+        @raise ConfigurationError: if the result is invalid.
+        """
+        if self.options is None:
+            return self.settings.replace()
+        return ServerConfiguration.from_options(self.options).settings
+
+    def files(self) -> list[Path]:
+        """
+        The files this configuration was read from, to watch for changes.
+        """
+        config = (self.options or {}).get("config")
+        return settings_files(self.settings) + ([Path(config)] if config else [])
 
     def creator(self) -> ServerConnectionCreator:
         """
@@ -153,13 +177,30 @@ class EchoService(MultiService):
         configuration: ServerConfiguration,
         reactor: Any = None,
         factory: EchoServerFactory | None = None,
+        reload_interval: float | None = None,
     ):
+        """
+        @param configuration: What to serve, where.
+        @param reactor: The reactor to listen with; the global one by default.
+        @param factory: The echo factory; a default L{EchoServerFactory}.
+        @param reload_interval: Every so many seconds, reload if any file of
+            the configuration changed; L{None}: only on L{reload}.
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.configuration = configuration
         self.factory = factory or EchoServerFactory()
-        creator = configuration.creator()
+        self.creator = creator = ReloadingCreator(
+            configuration.creator(), configuration.reread
+        )
+        self._reactor = reactor
+        self._watch: LoopingCall | None = None
+        if reload_interval is not None:
+            watch = FileWatch(configuration.files())
+            self._watch = LoopingCall(lambda: watch.changed() and self.reload())
+            self._watch.clock = reactor
+            self._reload_interval = reload_interval
         for description in configuration.listen:
             service = StreamServerEndpointService(
                 _AnnouncingEndpoint(
@@ -204,6 +245,23 @@ class EchoService(MultiService):
         Service.startService(self)
         for child in self:
             _bind(child, child.startService)
+        if self._watch is not None:
+            self._watch.start(self._reload_interval, now=False)
+
+    def stopService(self) -> Any:
+        """
+        Stop watching files and stop every listener.
+        """
+        if self._watch is not None and self._watch.running:
+            self._watch.stop()
+        return super().stopService()
+
+    def reload(self) -> bool:
+        """
+        Read the TLS configuration again and serve new handshakes with it;
+        on failure keep the old one (see L{ReloadingCreator.reload}).
+        """
+        return self.creator.reload()
 
 
 def _bind(service: IService, start: Callable[[], None]) -> None:

@@ -9,6 +9,7 @@ L{usage.UsageError} before anything starts; L{makeService} only assembles.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -97,6 +98,13 @@ class Options(usage.Options):
             None,
             "Append TLS secrets (NSS key log format) to this file. Debugging only.",
         ],
+        [
+            "reload-interval",
+            None,
+            None,
+            "Reload the TLS configuration when its files change, checking every "
+            "SECONDS (SIGHUP always reloads).",
+        ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
     ]
     optFlags = [
@@ -167,21 +175,50 @@ class Options(usage.Options):
         }
         try:
             self["configuration"] = ServerConfiguration.from_options(values)
+            self["reload-interval"] = _seconds(self["reload-interval"], "--reload-interval")
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
+
+
+def _seconds(value: str | None, option: str) -> float | None:
+    """
+    A positive number of seconds from an option value, or L{None} if not given.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(option, f"not a number of seconds: {value!r}") from None
+    if not seconds > 0:
+        raise ConfigurationError(option, f"must be above 0, not {value!r}")
+    return seconds
 
 
 class _PluginService(EchoService):
     """
     The echo service as twistd runs it: a port that cannot be bound ends the
-    process with one line on standard error and status 1, not a traceback.
+    process with one line on standard error and status 1, not a traceback;
+    SIGHUP reloads the TLS configuration.
     """
+
+    _previous_hangup: Any = None
 
     def privilegedStartService(self) -> None:
         _exit_on_configuration_error(super().privilegedStartService)
 
     def startService(self) -> None:
         _exit_on_configuration_error(super().startService)
+        reactor = self._reactor
+        self._previous_hangup = signal.signal(
+            signal.SIGHUP, lambda number, frame: reactor.callFromThread(self.reload)
+        )
+
+    def stopService(self) -> Any:
+        if self._previous_hangup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hangup)
+            self._previous_hangup = None
+        return super().stopService()
 
 
 def _exit_on_configuration_error(start: Callable[[], None]) -> None:
@@ -200,4 +237,6 @@ def makeService(options: Mapping[str, Any]) -> EchoService:
     """
     The service that serves TLS echo on every configured endpoint.
     """
-    return _PluginService(options["configuration"])
+    return _PluginService(
+        options["configuration"], reload_interval=options.get("reload-interval")
+    )

@@ -1,0 +1,143 @@
+"""
+Reload the TLS configuration without dropping connections.
+
+A L{ReloadingCreator} is the connection creator every listener uses; it hands
+each new connection to the current L{ServerConnectionCreator}.  L{reload} reads
+every file again (certificate, key, CAs, CRLs, SNI certificates, OCSP response)
+into new settings and, only if they are valid, swaps in a new creator in one
+assignment.  Connections already open keep the context they were made with; a
+reload that fails logs one line and leaves the old configuration serving.
+
+L{FileWatch} notices changed files (size, modification time or content) for
+C{--reload-interval}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from OpenSSL import SSL
+from twisted.internet.interfaces import IOpenSSLServerConnectionCreator
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
+from zope.interface import implementer
+
+from ._creators import ServerConnectionCreator
+from ._errors import ConfigurationError
+from ._settings import TLSSettings
+
+__all__ = ["FileWatch", "ReloadingCreator", "settings_files"]
+
+_log = Logger()
+
+
+def settings_files(settings: TLSSettings) -> list[Path]:
+    """
+    Every file C{settings} was read from.
+    """
+    files = [
+        settings.certificate,
+        settings.private_key,
+        settings.key_passphrase_file,
+        settings.ocsp_response,
+        *settings.ca,
+        *settings.crl,
+    ]
+    for entry in settings.sni:
+        files += [entry.certificate, entry.private_key]
+    return sorted({path for path in files if path is not None})
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ReloadingCreator:
+    """
+    A server connection creator whose TLS configuration can be replaced while
+    it serves.
+
+    @ivar current: The creator new connections get.
+    @ivar reloads_ok: How many reloads succeeded.
+    @ivar reloads_failed: How many reloads failed (and changed nothing).
+    """
+
+    def __init__(
+        self,
+        creator: ServerConnectionCreator,
+        load: Callable[[], TLSSettings] | None = None,
+    ):
+        """
+        @param creator: The creator to start with.
+        @param load: Reads the configuration again (the configuration file
+            included); by default the current settings re-read their files.
+        """
+        self.current = creator
+        self._load = load or (lambda: self.current.settings.replace())
+        self.reloads_ok = 0
+        self.reloads_failed = 0
+
+    def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
+        """
+        A new OpenSSL connection from the current configuration.
+        """
+        return self.current.serverConnectionForTLS(tlsProtocol)
+
+    def reload(self) -> bool:
+        """
+        Read every file again and, if all is valid, serve new handshakes with it.
+
+        @return: Whether the new configuration is now serving.
+        """
+        try:
+            settings = self._load()
+            creator = ServerConnectionCreator(settings)
+        except ConfigurationError as e:
+            self.reloads_failed += 1
+            _log.error(
+                "reload failed, still serving the previous configuration: {error}",
+                error=str(e),
+            )
+            return False
+        self.current = creator
+        self.reloads_ok += 1
+        leaf = settings.chain[0]
+        _log.info(
+            "reloaded the TLS configuration: serving {subject} (valid until {not_after})",
+            subject=leaf.subject.rfc4514_string(),
+            not_after=f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
+        )
+        for warning in settings.warnings():
+            _log.warn("{warning}", warning=warning)
+        return True
+
+
+class FileWatch:
+    """
+    Tell whether any of some files changed since the last look.
+    """
+
+    def __init__(self, files: list[Path]):
+        self._files = files
+        self._seen = self._fingerprint()
+
+    def _fingerprint(self) -> tuple[tuple[str, int, int, bytes], ...]:
+        prints = []
+        for path in self._files:
+            try:
+                status = path.stat()
+                digest = hashlib.sha256(path.read_bytes()).digest()
+            except OSError:
+                prints.append((str(path), -1, -1, b""))
+                continue
+            prints.append((str(path), status.st_size, status.st_mtime_ns, digest))
+        return tuple(prints)
+
+    def changed(self) -> bool:
+        """
+        Whether a file changed since the last call (or since creation).
+        """
+        now = self._fingerprint()
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True
