@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -178,6 +178,7 @@ class EchoService(MultiService):
         reactor: Any = None,
         factory: EchoServerFactory | None = None,
         reload_interval: float | None = None,
+        shutdown_timeout: float = 10.0,
     ):
         """
         @param configuration: What to serve, where.
@@ -185,6 +186,8 @@ class EchoService(MultiService):
         @param factory: The echo factory; a default L{EchoServerFactory}.
         @param reload_interval: Every so many seconds, reload if any file of
             the configuration changed; L{None}: only on L{reload}.
+        @param shutdown_timeout: On stop, how long open connections may go on
+            before they are closed.
         """
         super().__init__()
         if reactor is None:
@@ -195,6 +198,7 @@ class EchoService(MultiService):
             configuration.creator(), configuration.reread
         )
         self._reactor = reactor
+        self._shutdown_timeout = shutdown_timeout
         self._watch: LoopingCall | None = None
         if reload_interval is not None:
             watch = FileWatch(configuration.files())
@@ -248,13 +252,58 @@ class EchoService(MultiService):
         if self._watch is not None:
             self._watch.start(self._reload_interval, now=False)
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Deferred[None]:
         """
-        Stop watching files and stop every listener.
+        Stop gracefully: stop accepting, let open connections finish (their
+        bytes are all echoed) for up to the shutdown timeout, then close the
+        rest with close_notify.  The returned Deferred fires when all are gone,
+        which is when twistd lets the process exit.
         """
         if self._watch is not None and self._watch.running:
             self._watch.stop()
-        return super().stopService()
+        stopped: Deferred[Any] = ensureDeferred(_as_coroutine(super().stopService()))
+        return stopped.addCallback(lambda _: self._drain())
+
+    def _drain(self) -> Deferred[None]:
+        connections = self.factory.connections
+        if not connections:
+            return succeed(None)
+        _log.info(
+            "stopped listening; waiting up to {timeout:g}s for {count} connection(s) "
+            "to finish",
+            timeout=self._shutdown_timeout,
+            count=len(connections),
+        )
+        done: Deferred[None] = Deferred()
+        clock = self._reactor
+        deadline = clock.seconds() + self._shutdown_timeout
+        closing_since: list[float] = []
+
+        def check() -> None:
+            if not connections:
+                poll.stop()
+                done.callback(None)
+                return
+            now = clock.seconds()
+            if now < deadline:
+                return
+            if not closing_since:
+                closing_since.append(now)
+                _log.info(
+                    "closing {count} connection(s) still open after {timeout:g}s",
+                    count=len(connections),
+                    timeout=self._shutdown_timeout,
+                )
+                for protocol in list(connections):
+                    _close_politely(protocol)
+            elif now - closing_since[0] > self.factory.close_timeout:
+                for protocol in list(connections):
+                    cast(Any, protocol.transport).abortConnection()
+
+        poll = LoopingCall(check)
+        poll.clock = clock
+        poll.start(0.05)
+        return done
 
     def reload(self) -> bool:
         """
@@ -262,6 +311,22 @@ class EchoService(MultiService):
         on failure keep the old one (see L{ReloadingCreator.reload}).
         """
         return self.creator.reload()
+
+
+async def _as_coroutine(result: Any) -> Any:
+    return await result if isinstance(result, Deferred) else result
+
+
+def _close_politely(protocol: Any) -> None:
+    """
+    Close a connection with close_notify (TLS sends it only once no producer
+    is registered).
+    """
+    transport = protocol.transport
+    if transport is None:
+        return
+    transport.unregisterProducer()
+    transport.loseConnection()
 
 
 def _bind(service: IService, start: Callable[[], None]) -> None:

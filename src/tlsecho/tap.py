@@ -105,6 +105,13 @@ class Options(usage.Options):
             "Reload the TLS configuration when its files change, checking every "
             "SECONDS (SIGHUP always reloads).",
         ],
+        [
+            "shutdown-timeout",
+            None,
+            "10",
+            "On SIGTERM, stop accepting and let open connections finish for up to "
+            "SECONDS before closing them.",
+        ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
     ]
     optFlags = [
@@ -176,11 +183,14 @@ class Options(usage.Options):
         try:
             self["configuration"] = ServerConfiguration.from_options(values)
             self["reload-interval"] = _seconds(self["reload-interval"], "--reload-interval")
+            self["shutdown-timeout"] = _seconds(
+                self["shutdown-timeout"], "--shutdown-timeout", allow_zero=True
+            )
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
 
-def _seconds(value: str | None, option: str) -> float | None:
+def _seconds(value: str | None, option: str, allow_zero: bool = False) -> float | None:
     """
     A positive number of seconds from an option value, or L{None} if not given.
     """
@@ -190,7 +200,7 @@ def _seconds(value: str | None, option: str) -> float | None:
         seconds = float(value)
     except ValueError:
         raise ConfigurationError(option, f"not a number of seconds: {value!r}") from None
-    if not seconds > 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
         raise ConfigurationError(option, f"must be above 0, not {value!r}")
     return seconds
 
@@ -199,7 +209,8 @@ class _PluginService(EchoService):
     """
     The echo service as twistd runs it: a port that cannot be bound ends the
     process with one line on standard error and status 1, not a traceback;
-    SIGHUP reloads the TLS configuration.
+    SIGHUP reloads the TLS configuration; SIGTERM drains connections and
+    exits 0.
     """
 
     _previous_hangup: Any = None
@@ -212,6 +223,14 @@ class _PluginService(EchoService):
         reactor = self._reactor
         self._previous_hangup = signal.signal(
             signal.SIGHUP, lambda number, frame: reactor.callFromThread(self.reload)
+        )
+        # Twisted's own SIGTERM handler makes the process end by re-raising
+        # the signal; a drain that completed is a clean exit, status 0.  Ours
+        # is installed once the reactor runs, after Twisted's.
+        reactor.callWhenRunning(
+            signal.signal,
+            signal.SIGTERM,
+            lambda number, frame: reactor.callFromThread(reactor.stop),
         )
 
     def stopService(self) -> Any:
@@ -238,5 +257,7 @@ def makeService(options: Mapping[str, Any]) -> EchoService:
     The service that serves TLS echo on every configured endpoint.
     """
     return _PluginService(
-        options["configuration"], reload_interval=options.get("reload-interval")
+        options["configuration"],
+        reload_interval=options.get("reload-interval"),
+        shutdown_timeout=options.get("shutdown-timeout") or 0.0,
     )
