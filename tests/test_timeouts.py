@@ -6,7 +6,10 @@ for real over loopback.
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import ssl
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -158,3 +161,54 @@ async def test_stalled_handshake_over_loopback_is_dropped(tls_files: TLSFiles) -
         peer.close()
     finally:
         await port.stopListening()
+
+
+def test_handshake_timeout_flag_drops_a_silent_peer(
+    servers: list, tls_files: TLSFiles
+) -> None:
+    """--handshake-timeout drops a peer that never says hello, and logs it."""
+    from _processes import start_server
+
+    server = start_server(
+        servers,
+        "--cert",
+        str(tls_files.server_cert),
+        "--key",
+        str(tls_files.server_key),
+        "--handshake-timeout",
+        "0.5",
+    )
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as peer:
+        with contextlib.suppress(ConnectionResetError):  # aborted: a reset
+            assert peer.recv(100) == b""
+    assert time.monotonic() - started < 5
+    server.wait_for("TLS handshake failed: handshake timeout")
+
+
+def test_idle_timeout_flag_closes_an_idle_connection(
+    servers: list, tls_files: TLSFiles
+) -> None:
+    """twistd tlsecho --idle-timeout closes an idle TLS connection with close_notify."""
+    from _processes import start_server
+
+    server = start_server(
+        servers,
+        "--cert",
+        str(tls_files.server_cert),
+        "--key",
+        str(tls_files.server_key),
+        "--idle-timeout",
+        "0.5",
+    )
+    context = ssl.create_default_context(cafile=str(tls_files.ca))
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as connection,
+    ):
+        connection.sendall(b"hello\n")
+        assert connection.recv(100) == b"hello\n"
+        started = time.monotonic()
+        assert connection.recv(100) == b""  # close_notify, a clean TLS close
+    assert time.monotonic() - started < 5
+    server.wait_for("idle timeout after 6 bytes echoed")

@@ -17,6 +17,7 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.python import usage
 
+from ._echoserver import EchoServerFactory
 from ._errors import ConfigurationError
 from ._server import SETTINGS_OPTIONS, EchoService, ServerConfiguration
 
@@ -106,6 +107,18 @@ class Options(usage.Options):
             "SECONDS (SIGHUP always reloads).",
         ],
         [
+            "handshake-timeout",
+            None,
+            "10",
+            "Drop a peer that has not completed the TLS handshake in SECONDS.",
+        ],
+        [
+            "idle-timeout",
+            None,
+            "300",
+            "Close a connection that has received nothing for SECONDS.",
+        ],
+        [
             "shutdown-timeout",
             None,
             "10",
@@ -186,6 +199,8 @@ class Options(usage.Options):
             self["shutdown-timeout"] = _seconds(
                 self["shutdown-timeout"], "--shutdown-timeout", allow_zero=True
             )
+            for name in ("handshake-timeout", "idle-timeout"):
+                self[name] = _seconds(self[name], f"--{name}")
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -256,8 +271,13 @@ def makeService(options: Mapping[str, Any]) -> EchoService:
     """
     The service that serves TLS echo on every configured endpoint.
     """
+    factory = EchoServerFactory(
+        handshake_timeout=options.get("handshake-timeout", 10.0),
+        idle_timeout=options.get("idle-timeout", 300.0),
+    )
     return _PluginService(
         options["configuration"],
+        factory=factory,
         reload_interval=options.get("reload-interval"),
         shutdown_timeout=options.get("shutdown-timeout") or 0.0,
     )
