@@ -179,9 +179,11 @@ def test_handshake_timeout_flag_drops_a_silent_peer(
         "0.5",
     )
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as peer:
-        with contextlib.suppress(ConnectionResetError):  # aborted: a reset
-            assert peer.recv(100) == b""
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as peer,
+        contextlib.suppress(ConnectionResetError),  # aborted: a reset
+    ):
+        assert peer.recv(100) == b""
     assert time.monotonic() - started < 5
     server.wait_for("TLS handshake failed: handshake timeout")
 
