@@ -1,5 +1,5 @@
 """
-The C{tlsecho} command: dispatch to its subcommands (C{client}).
+The C{tlsecho} command: dispatch to its subcommands (C{client}, C{check}).
 
 The server is not a subcommand: it runs under C{twistd -n tlsecho} or
 C{twist tlsecho}, as Twisted services do.
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 USAGE = """\
 usage: tlsecho client [OPTIONS] HOST:PORT   check a TLS echo server (see --help)
+       tlsecho check [--json] [OPTIONS]     check a server configuration, listen on nothing
        twistd -n tlsecho [OPTIONS]          run the server (twistd -n tlsecho --help)
 """
 
@@ -25,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from .client import main as client_main
 
         client_main(args[1:])
+    if args and args[0] == "check":
+        from ._check import main as check_main
+
+        check_main(args[1:])
     if args and args[0] in {"-h", "--help", "help"}:
         sys.stdout.write(USAGE)
         raise SystemExit(0)

@@ -1,0 +1,177 @@
+"""
+C{tlsecho check}: validate a server configuration and report on it, listening on
+nothing.
+
+It takes the server's flags (or C{--config FILE}) and prints, for each served
+certificate, its subject, names, issuer, expiry and days left, the chain's order
+and completeness, the key match and key-file mode; the CA count; the resolved
+protocol versions, ciphers and groups; and warnings.  Exit status 0 when all is
+fine, 1 with warnings only, 2 on errors.  C{--json} prints the same for machines.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from cryptography import x509
+from twisted.python import usage
+
+from ._identity import spki_sha256
+from ._policy import version_name
+from ._server import ServerConfiguration
+
+__all__ = ["main", "report"]
+
+
+def _names(certificate: x509.Certificate) -> list[str]:
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+    except x509.ExtensionNotFound:
+        return []
+    return [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)] + [
+        f"IP:{a}" for a in san.get_values_for_type(x509.IPAddress)
+    ]
+
+
+def _chain_report(
+    option: str, path: Path | None, key: Path | None, chain: Sequence[x509.Certificate]
+) -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC)
+    certificates = [
+        {
+            "subject": c.subject.rfc4514_string(),
+            "names": _names(c),
+            "issuer": c.issuer.rfc4514_string(),
+            "not_after": c.not_valid_after_utc.isoformat(),
+            "days_left": (c.not_valid_after_utc - now).days,
+            "spki_sha256": spki_sha256(c).hex(),
+        }
+        for c in chain
+    ]
+    last = chain[-1]
+    if last.issuer == last.subject:
+        completeness = "complete, and includes the self-signed root (clients ignore it)"
+    else:
+        completeness = (
+            f"ends with a certificate issued by {last.issuer.rfc4514_string()}: "
+            "clients must trust that CA"
+        )
+    key_path = key or path
+    mode = key_path.stat().st_mode & 0o777 if key_path is not None else None
+    return {
+        "option": option,
+        "file": str(path),
+        "key_file": str(key_path),
+        "key_file_mode": None if mode is None else f"{mode:04o}",
+        "key_matches": True,  # TLSSettings refuses a key that does not match
+        "chain_in_order": True,  # and a chain out of order
+        "chain": completeness,
+        "certificates": certificates,
+    }
+
+
+def report(configuration: ServerConfiguration) -> dict[str, Any]:
+    """
+    Everything C{tlsecho check} says about a valid configuration, as data.
+    """
+    settings = configuration.settings
+    policy = settings.policy
+    served = [
+        _chain_report("--cert", settings.certificate, settings.private_key, settings.chain)
+    ]
+    for entry, chain, _ in settings.sni_identities:
+        served.append(
+            _chain_report(
+                f"--sni {entry.name}", entry.certificate, entry.private_key, chain
+            )
+        )
+    return {
+        "listen": list(configuration.listen),
+        "development_certificate": configuration.development is not None,
+        "served": served,
+        "ca_files": [str(p) for p in settings.ca],
+        "ca_certificates": len(settings.trusted),
+        "verify": (settings.verify.value if settings.verify else "none"),
+        "profile": settings.profile.value,
+        "tls_versions": [version_name(policy.min_tls), version_name(policy.max_tls)],
+        "tls12_ciphers": policy.ciphers.split(":") if policy.ciphers else [],
+        "tls13_suites": policy.tls13_suites.split(":"),
+        "groups": policy.groups.split(":"),
+        "alpn": list(settings.alpn),
+        "warnings": settings.warnings(),
+    }
+
+
+def _print_text(data: dict[str, Any], out: IO[str]) -> None:
+    write = out.write
+    write(f"listen: {', '.join(data['listen'])}\n")
+    for served in data["served"]:
+        write(f"{served['option']} {served['file']}\n")
+        for index, c in enumerate(served["certificates"], start=1):
+            write(f"  [{index}] {c['subject']}\n")
+            if c["names"]:
+                write(f"      names: {', '.join(c['names'])}\n")
+            write(f"      issuer: {c['issuer']}\n")
+            write(f"      not after: {c['not_after']} ({c['days_left']} days left)\n")
+        write(f"  chain: in order; {served['chain']}\n")
+        write(
+            f"  key: {served['key_file']} matches the certificate; "
+            f"file mode {served['key_file_mode']}\n"
+        )
+    write(
+        f"client verification: {data['verify']}; CA certificates: "
+        f"{data['ca_certificates']} from {len(data['ca_files'])} file(s)\n"
+    )
+    low, high = data["tls_versions"]
+    write(f"protocols: TLS {low} to TLS {high} (profile {data['profile']})\n")
+    write(f"TLS 1.2 ciphers: {':'.join(data['tls12_ciphers']) or '(TLS 1.2 off)'}\n")
+    write(f"TLS 1.3 suites: {':'.join(data['tls13_suites'])}\n")
+    write(f"groups: {':'.join(data['groups'])}\n")
+    if data["alpn"]:
+        write(f"ALPN: {', '.join(data['alpn'])}\n")
+    for warning in data["warnings"]:
+        write(f"warning: {warning}\n")
+    write("result: " + ("warnings" if data["warnings"] else "ok") + "\n")
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> NoReturn:
+    """
+    Run C{tlsecho check} and exit: 0 fine, 1 warnings only, 2 errors.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    arguments = list(sys.argv[2:] if argv is None else argv)
+    if "--help" in arguments or "-h" in arguments:
+        from .tap import Options
+
+        out.write("usage: tlsecho check [--json] [server options]\n\n")
+        out.write(str(Options()))
+        raise SystemExit(0)
+    from .tap import Options
+
+    as_json = "--json" in arguments
+    options = Options()
+    try:
+        options.parseOptions([a for a in arguments if a != "--json"])
+    except usage.UsageError as e:
+        if as_json:
+            out.write(json.dumps({"errors": [str(e)]}) + "\n")
+        err.write(f"tlsecho check: error: {e}\n")
+        raise SystemExit(2) from None
+    data = report(options["configuration"])
+    if as_json:
+        out.write(json.dumps(data, indent=2) + "\n")
+    else:
+        _print_text(data, out)
+    raise SystemExit(1 if data["warnings"] else 0)
