@@ -39,10 +39,17 @@ class ServerProcess:
         arguments: list[str],
         env: dict[str, str] | None = None,
         command: list[str] = TWISTD_COMMAND,
+        pass_fds: tuple[int, ...] = (),
     ):
+        """
+        Start ``command tlsecho arguments``; with ``command=[sys.executable, "-c"]``
+        the arguments are a script and its arguments instead.
+        """
         self.arguments = arguments
+        plugin = [] if command[-1:] == ["-c"] else ["tlsecho"]
         self.process = subprocess.Popen(
-            [*command, "tlsecho", *arguments],
+            [*command, *plugin, *arguments],
+            pass_fds=pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
