@@ -1,0 +1,335 @@
+"""
+The measurements: each drives one running server with load clients in their own
+processes and returns one L{Sample}, with the server's and the clients' CPU use
+so that a reader can see which side was saturated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.certs import CertFiles
+from bench.procs import BenchError, ClientProcess, ServerProcess
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement does; L{FULL} is what the issue asks for."""
+
+    bulk_total: int = 64 * MiB
+    bulk_chunk: int = 64 * KiB
+    bulk_repeat: int = 5
+    handshake_clients: int = 4
+    handshake_seconds: float = 5.0
+    pingpong_connections: int = 50
+    pingpong_clients: int = 2
+    pingpong_size: int = 64
+    pingpong_warmup: float = 1.0
+    pingpong_seconds: float = 5.0
+    idle_connections: int = 2000
+    flood_total: int = 256 * MiB
+    flood_stall: float = 2.0
+
+
+FULL = Sizes()
+QUICK = Sizes(
+    bulk_total=1 * MiB,
+    bulk_repeat=1,
+    handshake_seconds=0.5,
+    pingpong_connections=10,
+    pingpong_warmup=0.2,
+    pingpong_seconds=0.5,
+    idle_connections=50,
+    flood_total=8 * MiB,
+    flood_stall=0.5,
+)
+
+
+@dataclass
+class Sample:
+    """
+    One measurement of one metric on one server.
+
+    @ivar value: In the metric's unit.
+    @ivar server_cpu: CPU the server used in the window, in cores (1.0: one full core).
+    @ivar client_cpu: CPU all load clients used in the window, in cores.
+    @ivar detail: Anything else worth keeping (counts, errors, bytes sent).
+    """
+
+    value: float
+    server_cpu: float | None = None
+    client_cpu: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """
+    What is measured: the name, the unit, which way is better, and how.
+
+    @ivar fresh_server: Whether it needs a server of its own (a server that has
+        just been flooded is no baseline for anything).
+    """
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    measure: Callable[[ServerProcess, CertFiles, Sizes], Sample]
+    fresh_server: bool = False
+
+
+def _client_arguments(server: ServerProcess, certs: CertFiles | None) -> list[str]:
+    arguments = ["--port", str(server.port)]
+    if certs is not None:
+        arguments += ["--ca", str(certs.ca)]
+    return arguments
+
+
+def bulk(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
+    """
+    One connection echoing C{bulk_total} bytes in C{bulk_chunk} writes: MB/s
+    (the median of C{bulk_repeat} connections, one after another).
+    """
+    cpu = server.cpu_seconds()
+    client = ClientProcess(
+        "bulk",
+        [
+            *_client_arguments(server, certs),
+            "--total",
+            str(sizes.bulk_total),
+            "--chunk",
+            str(sizes.bulk_chunk),
+            "--repeat",
+            str(sizes.bulk_repeat),
+        ],
+    )
+    result = client.result(timeout=600)
+    seconds = result["seconds"]
+    # The server's CPU is sampled around all the transfers: divide by their
+    # total time (at the median rate) to get cores.
+    busy = sizes.bulk_total * len(result["rates"]) / result["rate"]
+    return Sample(
+        value=result["rate"] / 1e6,
+        server_cpu=(server.cpu_seconds() - cpu) / busy,
+        client_cpu=result["cpu_seconds"] / seconds,
+        detail={
+            "bytes": result["bytes"],
+            "seconds": seconds,
+            "rates_mb_s": [r / 1e6 for r in result["rates"]],
+        },
+    )
+
+
+def _windowed(
+    server: ServerProcess, clients: list[ClientProcess], start: float, seconds: float
+) -> tuple[list[dict[str, Any]], float]:
+    """
+    Sample the server's CPU over [C{start}, C{start} + C{seconds}] (epoch time)
+    while C{clients} run; return their results and the server's CPU in cores.
+    """
+    time.sleep(max(0.0, start - time.time()))
+    cpu = server.cpu_seconds()
+    time.sleep(seconds)
+    server_cpu = (server.cpu_seconds() - cpu) / seconds
+    return [c.result(timeout=120) for c in clients], server_cpu
+
+
+def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
+    """
+    Full TLS 1.3 handshakes per second (each with a one-byte echo), from
+    C{handshake_clients} processes at once.
+    """
+    start = time.time() + 1.0  # time for the client processes to start
+    clients = [
+        ClientProcess(
+            "handshake",
+            [
+                *_client_arguments(server, None),
+                "--start-at",
+                repr(start),
+                "--duration",
+                str(sizes.handshake_seconds),
+            ],
+        )
+        for _ in range(sizes.handshake_clients)
+    ]
+    results, server_cpu = _windowed(server, clients, start, sizes.handshake_seconds)
+    seconds = sizes.handshake_seconds
+    errors = sum(r["errors"] for r in results)
+    if not sum(r["count"] for r in results):
+        raise BenchError(
+            f"no handshake completed ({errors} errors, such as {results[0]['error']})"
+        )
+    return Sample(
+        value=sum(r["rate"] for r in results),
+        server_cpu=server_cpu,
+        client_cpu=sum(r["cpu_seconds"] for r in results) / seconds,
+        detail={
+            "count": sum(r["count"] for r in results),
+            "errors": errors,
+            "clients": len(results),
+        },
+    )
+
+
+def pingpong(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
+    """
+    C{pingpong_connections} connections, one small message in flight on each:
+    round trips per second.
+    """
+    per_client = [
+        sizes.pingpong_connections // sizes.pingpong_clients
+        + (1 if i < sizes.pingpong_connections % sizes.pingpong_clients else 0)
+        for i in range(sizes.pingpong_clients)
+    ]
+    start = time.time() + 1.5  # time to start and open every connection
+    clients = [
+        ClientProcess(
+            "pingpong",
+            [
+                *_client_arguments(server, certs),
+                "--connections",
+                str(count),
+                "--size",
+                str(sizes.pingpong_size),
+                "--start-at",
+                repr(start),
+                "--warmup",
+                str(sizes.pingpong_warmup),
+                "--duration",
+                str(sizes.pingpong_seconds),
+            ],
+        )
+        for count in per_client
+        if count
+    ]
+    results, server_cpu = _windowed(
+        server, clients, start + sizes.pingpong_warmup, sizes.pingpong_seconds
+    )
+    return Sample(
+        value=sum(r["rate"] for r in results),
+        server_cpu=server_cpu,
+        client_cpu=sum(r["cpu_seconds"] / r["seconds"] for r in results),
+        detail={"count": sum(r["count"] for r in results)},
+    )
+
+
+def _hold(
+    server: ServerProcess, certs: CertFiles, count: int
+) -> tuple[ClientProcess, float]:
+    """Open C{count} idle connections; return the client holding them and the time taken."""
+    client = ClientProcess(
+        "idle",
+        [*_client_arguments(server, certs), "--connections", str(count)],
+        interactive=True,
+    )
+    started = time.monotonic()
+    if client.read_line(timeout=120) != "ready":
+        client.stop()
+        raise BenchError("idle client did not get ready")
+    return client, time.monotonic() - started
+
+
+def _release(client: ClientProcess) -> dict[str, Any]:
+    """Let the idle client close its connections (its stdin closes) and finish."""
+    return client.result(timeout=60)
+
+
+def memory(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
+    """
+    Server memory per idle established connection, in KiB, with
+    C{idle_connections} open (after a few connections warmed the server up).
+    """
+    warm, _ = _hold(server, certs, 8)
+    _release(warm)
+    time.sleep(0.3)
+    before = server.memory()
+    client, _ = _hold(server, certs, sizes.idle_connections)
+    time.sleep(1.0)  # let the server settle
+    after = server.memory()
+    result = _release(client)
+    return Sample(
+        value=(after - before) / sizes.idle_connections / KiB,
+        client_cpu=None,
+        detail={
+            "connections": sizes.idle_connections,
+            "before_bytes": before,
+            "after_bytes": after,
+            "open_seconds": result["seconds"],
+        },
+    )
+
+
+def backpressure(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
+    """
+    Growth of server memory, in MiB, while one client offers C{flood_total}
+    bytes and never reads (peak during the flood less the memory before it).
+    """
+    warm, _ = _hold(server, certs, 4)
+    _release(warm)
+    time.sleep(0.3)
+    before = server.memory()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            try:
+                peak = max(peak, server.memory())
+            except Exception:
+                return
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu = server.cpu_seconds()
+    try:
+        result = ClientProcess(
+            "flood",
+            [
+                *_client_arguments(server, certs),
+                "--total",
+                str(sizes.flood_total),
+                "--stall",
+                str(sizes.flood_stall),
+            ],
+        ).result(timeout=300)
+    finally:
+        done.set()
+        sampler.join()
+    peak = max(peak, server.memory())
+    return Sample(
+        value=(peak - before) / MiB,
+        server_cpu=(server.cpu_seconds() - cpu) / result["seconds"],
+        client_cpu=result["cpu_seconds"] / result["seconds"],
+        detail={
+            "sent_bytes": result["sent"],
+            "stalled": result["stalled"],
+            "before_bytes": before,
+            "peak_bytes": peak,
+        },
+    )
+
+
+#: Every metric, in the order they run on one server.
+METRICS: tuple[Metric, ...] = (
+    Metric("memory", "KiB/conn", higher_is_better=False, measure=memory),
+    Metric("handshakes", "hs/s", higher_is_better=True, measure=handshakes),
+    Metric("pingpong", "rt/s", higher_is_better=True, measure=pingpong),
+    Metric("bulk", "MB/s", higher_is_better=True, measure=bulk),
+    Metric(
+        "backpressure",
+        "MiB",
+        higher_is_better=False,
+        measure=backpressure,
+        fresh_server=True,
+    ),
+)

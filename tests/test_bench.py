@@ -1,0 +1,48 @@
+"""
+The benchmark still runs: C{python -m bench --quick} in a subprocess, from the
+repository root, must exit 0 and write a JSON file with every server and every
+metric in it.  Nothing about speed is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.subprocess
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = {"tlsecho", "asyncio", "uvloop", "twisted"}
+METRICS = {"bulk", "handshakes", "pingpong", "memory", "backpressure"}
+
+
+def test_quick_bench_writes_every_server_and_metric(tmp_path: Path) -> None:
+    """The quick mode exits 0 and reports every metric for every server."""
+    output = tmp_path / "latest.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(output.read_text())
+    expected = SERVERS | ({"socat"} if shutil.which("socat") else set())
+    assert set(results["servers"]) == expected
+    for name in expected:
+        metrics = results["servers"][name]["metrics"]
+        assert set(metrics) == METRICS, name
+        for summary in metrics.values():
+            assert summary["min"] <= summary["median"] <= summary["max"]
+    assert set(results["ratios"]) == expected - {"tlsecho"}
+    assert results["crypto"]["aes128gcm"] > 0
+    assert results["failures"] == []
+    assert "tlsecho" in result.stdout  # the table
