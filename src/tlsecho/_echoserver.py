@@ -12,6 +12,7 @@ amount of memory.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from twisted.internet.error import ConnectionLost
@@ -24,6 +25,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -62,6 +64,8 @@ class EchoServerProtocol(Protocol):
         self._last_read = 0.0
         self._timer: IDelayedCall | None = None
         self._ended_by: str | None = None
+        #: How dataReceived writes; found on first use (see _unbuffered_write).
+        self._write: Callable[[bytes], object] | None = None
 
     def connectionMade(self) -> None:
         """
@@ -72,6 +76,14 @@ class EchoServerProtocol(Protocol):
         # full; the producer here is the transport itself, so it stops reading.
         transport = cast(Any, self.transport)
         transport.registerProducer(cast(IPushProducer, transport), True)
+        # An echo is sent as soon as it is decrypted, and Twisted's TLS transport
+        # already gathers small writes made in one reactor turn: Nagle's algorithm
+        # would only hold replies back until the peer's delayed ACK (up to 40 ms
+        # on Linux), which throttled handshakes (the reply after the session
+        # tickets) and ping-pong.  See docs/performance.md.
+        set_no_delay = getattr(transport, "setTcpNoDelay", None)
+        if set_no_delay is not None:
+            set_no_delay(True)
         if not is_tls_transport(transport):
             self.handshakeCompleted()  # nothing to negotiate
         elif self.factory.handshake_timeout is not None:
@@ -97,8 +109,10 @@ class EchoServerProtocol(Protocol):
         """
         self.bytes_received += len(data)
         self._last_read = self.factory.clock.seconds()
-        assert self.transport is not None
-        self.transport.write(data)
+        write = self._write
+        if write is None:
+            write = self._write = _unbuffered_write(self.transport)
+        write(data)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -179,6 +193,28 @@ class EchoServerProtocol(Protocol):
             "duration": time.monotonic() - self._started,
             **connection_summary(transport),
         }
+
+
+def _unbuffered_write(transport: Any) -> Callable[[bytes], object]:
+    """
+    How to write to C{transport} without a detour through Twisted's small-write
+    buffer.
+
+    Twisted's TLS transport (L{twisted.protocols.tls.BufferingTLSTransport})
+    holds every write until the next reactor turn, scheduling a delayed call
+    for it, to merge many small writes into one TLS record.  An echo writes
+    back exactly what one TLS record brought in, so there is nothing to merge:
+    the detour only costs a delayed call and a copy per record.  Writing with
+    the unbuffered L{TLSMemoryBIOProtocol.write} keeps the same flow control
+    (its send buffer still pauses the registered producer).
+    """
+    if isinstance(transport, TLSMemoryBIOProtocol):
+        unbuffered: Callable[[bytes], object] = TLSMemoryBIOProtocol.write.__get__(
+            transport
+        )
+        return unbuffered
+    write: Callable[[bytes], object] = transport.write
+    return write
 
 
 def format_address(address: object) -> str:
