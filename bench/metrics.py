@@ -134,11 +134,15 @@ def _windowed(
     Sample the server's CPU over [C{start}, C{start} + C{seconds}] (epoch time)
     while C{clients} run; return their results and the server's CPU in cores.
     """
-    time.sleep(max(0.0, start - time.time()))
-    cpu = server.cpu_seconds()
-    time.sleep(seconds)
-    server_cpu = (server.cpu_seconds() - cpu) / seconds
-    return [c.result(timeout=120) for c in clients], server_cpu
+    try:
+        time.sleep(max(0.0, start - time.time()))
+        cpu = server.cpu_seconds()
+        time.sleep(seconds)
+        server_cpu = (server.cpu_seconds() - cpu) / seconds
+        return [c.result(timeout=120) for c in clients], server_cpu
+    finally:
+        for client in clients:
+            client.stop()
 
 
 def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:

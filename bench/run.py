@@ -12,6 +12,7 @@ import datetime
 import importlib.metadata
 import platform
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ import OpenSSL
 import twisted
 
 from bench import report, speed
-from bench.certs import write_certificates
+from bench.certs import CertFiles, write_certificates
 from bench.metrics import Metric, Sample, Sizes
 from bench.procs import BenchError, ServerProcess, raise_open_files_limit
 from bench.progress import Progress
@@ -53,7 +54,12 @@ def machine() -> dict[str, Any]:
 
     versions = {
         "python": platform.python_version(),
-        "openssl": OpenSSL.SSL.SSLeay_version(OpenSSL.SSL.SSLEAY_VERSION).decode(),
+        # Twisted uses pyOpenSSL's OpenSSL (cryptography's own build); asyncio and
+        # uvloop use the ssl module's, which may be another version.
+        "OpenSSL for Twisted": OpenSSL.SSL.SSLeay_version(
+            OpenSSL.SSL.SSLEAY_VERSION
+        ).decode(),
+        "OpenSSL for ssl": ssl.OPENSSL_VERSION,
         "pyopenssl": OpenSSL.__version__,
         "twisted": twisted.__version__,
     }
@@ -96,6 +102,48 @@ def _outcome(metric: Metric, sample: Sample) -> str:
     return text
 
 
+def _measure_server(
+    server: Server,
+    metrics: Sequence[Metric],
+    sizes: Sizes,
+    certs: CertFiles,
+    directory: Path,
+    round_number: int,
+    rounds: int,
+    progress: Progress,
+    samples: dict[str, dict[str, list[Sample]]],
+    failures: list[str],
+) -> None:
+    """
+    Start C{server} and take one sample of each metric (a fresh server for those
+    that need one); the server is stopped by its PID whatever happens.
+    """
+    running: ServerProcess | None = None
+    try:
+        for metric in metrics:
+            what = f"round {round_number + 1}/{rounds} {server.name} {metric.name}"
+            progress.start(what)
+            try:
+                if running is None or metric.fresh_server:
+                    if running is not None:
+                        running.stop()
+                        running = None
+                    running = server.start(certs, directory)
+                sample = metric.measure(running, certs, sizes)
+            except BenchError as e:
+                failures.append(f"{what}: {e}")
+                progress.finish(what, f"FAILED: {str(e).splitlines()[0]}")
+                if running is not None:
+                    running.stop()
+                    running = None
+                continue
+            samples[server.name].setdefault(metric.name, []).append(sample)
+            progress.finish(what, _outcome(metric, sample))
+    finally:
+        if running is not None:
+            running.stop()
+
+
 def run(
     servers: Sequence[Server],
     metrics: Sequence[Metric],
@@ -135,27 +183,18 @@ def run(
         for round_number in range(rounds):
             shift = round_number % len(available)
             for server in [*available[shift:], *available[:shift]]:
-                running: ServerProcess | None = None
-                for metric in metrics:
-                    what = f"round {round_number + 1}/{rounds} {server.name} {metric.name}"
-                    progress.start(what)
-                    try:
-                        if running is None or metric.fresh_server:
-                            if running is not None:
-                                running.stop()
-                            running = server.start(certs, directory)
-                        sample = metric.measure(running, certs, sizes)
-                    except BenchError as e:
-                        failures.append(f"{what}: {e}")
-                        progress.finish(what, f"FAILED: {str(e).splitlines()[0]}")
-                        if running is not None:
-                            running.stop()
-                            running = None
-                        continue
-                    samples[server.name].setdefault(metric.name, []).append(sample)
-                    progress.finish(what, _outcome(metric, sample))
-                if running is not None:
-                    running.stop()
+                _measure_server(
+                    server,
+                    metrics,
+                    sizes,
+                    certs,
+                    directory,
+                    round_number,
+                    rounds,
+                    progress,
+                    samples,
+                    failures,
+                )
     summary = {
         name: {metric: report.summarize(found) for metric, found in by_metric.items()}
         for name, by_metric in samples.items()
