@@ -211,6 +211,10 @@ def _check_serveable(settings: TLSSettings) -> None:
             "--allow-cn/--allow-dns/--allow-uri/--allow-spki",
             "need --verify optional or required (and --ca)",
         )
+    if settings.crls and verify is VerifyMode.NONE:
+        raise ConfigurationError(
+            "--crl", "checks client certificates: it needs --verify optional or required"
+        )
     if settings.pins:
         raise ConfigurationError("--pin-spki", "is a client option")
     if settings.require_ocsp_staple:
@@ -273,8 +277,11 @@ class ServerConnectionCreator:
             store = context.get_cert_store()
             assert store is not None
             add_crls(store, settings.crls)
-        if settings.alpn:
-            context.set_alpn_select_callback(self._select_protocol)
+        # Always ours: Twisted's own callback answers "no overlap" with an empty
+        # protocol name, which OpenSSL 3.x/4 turns into an internal_error alert
+        # for every client that offers ALPN (browsers, curl) to a server
+        # configured without it.
+        context.set_alpn_select_callback(self._select_protocol)
         return options
 
     def _verify(
@@ -308,11 +315,15 @@ class ServerConnectionCreator:
             _log.failure("while verifying a client certificate")
             return False
 
-    def _select_protocol(self, connection: SSL.Connection, offered: list[bytes]) -> bytes:
+    def _select_protocol(self, connection: SSL.Connection, offered: list[bytes]) -> Any:
         """
         Pick our most preferred protocol the client offered; with none in
-        common, fail the handshake with no_application_protocol.
+        common, fail the handshake with no_application_protocol.  Without
+        C{--alpn}, go on without ALPN (RFC 7301 section 3.2 lets a server
+        ignore the extension).
         """
+        if not self.settings.alpn:
+            return SSL.NO_OVERLAPPING_PROTOCOLS
         for protocol in self.settings.alpn:
             if protocol.encode() in offered:
                 return protocol.encode()
@@ -488,7 +499,13 @@ def _check_staple(connection: SSL.Connection, staple: bytes, data: object) -> bo
     only with a good, current staple signed for the server's certificate.
     """
     try:
-        chain = connection.get_peer_cert_chain(as_cryptography=True) or []
+        # The verified chain ends at the trusted root, which servers do not
+        # send: the issuer of a certificate issued by the root is only there.
+        chain = (
+            connection.get_verified_chain(as_cryptography=True)
+            or connection.get_peer_cert_chain(as_cryptography=True)
+            or []
+        )
         leaf = connection.get_peer_certificate(as_cryptography=True) or (
             chain[0] if chain else None
         )

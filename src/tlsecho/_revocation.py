@@ -48,14 +48,18 @@ def load_crl(path: Path, option: str = "--crl") -> x509.CertificateRevocationLis
 
 
 def load_ocsp_response(
-    path: Path, certificate: x509.Certificate, option: str = "--ocsp-response"
+    path: Path,
+    certificate: x509.Certificate,
+    issuer: x509.Certificate | None = None,
+    option: str = "--ocsp-response",
 ) -> bytes:
     """
-    Load a DER OCSP response to staple for C{certificate}, and check it.
+    Load a DER OCSP response to staple for C{certificate}, and check it as a
+    client would: successful, about this certificate, current, not revoked,
+    and (when C{issuer} is known, i.e. the chain file includes it) signed by
+    the issuer or its delegated responder.
 
-    @raise ConfigurationError: if it is not an OCSP response, was not
-        successful, is about another certificate, or says the certificate is
-        revoked.
+    @raise ConfigurationError: naming C{option} and the file, if any check fails.
     """
     data = read_file(path, option)
     try:
@@ -72,6 +76,11 @@ def load_ocsp_response(
         )
     if response.certificate_status is ocsp.OCSPCertStatus.REVOKED:
         raise ConfigurationError(option, "the OCSP response says --cert is revoked", path)
+    problem = check_ocsp_staple(
+        data, certificate, issuer, check_signature=issuer is not None
+    )
+    if problem is not None:
+        raise ConfigurationError(option, problem.replace("stapled ", ""), path)
     return data
 
 
@@ -120,9 +129,13 @@ def check_ocsp_staple(
     leaf: x509.Certificate,
     issuer: x509.Certificate | None,
     now: datetime.datetime | None = None,
+    check_signature: bool = True,
 ) -> str | None:
     """
     Check a stapled OCSP response for C{leaf}; L{None} if it is good, else why not.
+
+    @param check_signature: Whether to require the issuer's (or its delegated
+        responder's) signature; without it, C{issuer} may be L{None}.
     """
     if not data:
         return "the server stapled no OCSP response"
@@ -134,7 +147,7 @@ def check_ocsp_staple(
         return f"the stapled OCSP response says {response.response_status.name}"
     if response.serial_number != leaf.serial_number:
         return "the stapled OCSP response is about another certificate"
-    if issuer is None or not _responder_is_trusted(response, issuer):
+    if check_signature and (issuer is None or not _responder_is_trusted(response, issuer)):
         return "the stapled OCSP response is not signed by the certificate's issuer"
     now = now or datetime.datetime.now(datetime.UTC)
     if response.this_update_utc > now + _SKEW:

@@ -291,7 +291,10 @@ class TLSSettings:
         if self.ocsp_response is not None:
             if not self.chain:
                 raise ConfigurationError("--ocsp-response", "needs --cert")
-            self._set("ocsp_staple", load_ocsp_response(self.ocsp_response, self.chain[0]))
+            issuer = self.chain[1] if len(self.chain) > 1 else None
+            self._set(
+                "ocsp_staple", load_ocsp_response(self.ocsp_response, self.chain[0], issuer)
+            )
         for value in self.alpn:
             if not value or len(value.encode()) > 255:
                 raise ConfigurationError(
