@@ -307,6 +307,32 @@ def describe_failure(reason: Failure, transport: object = None) -> str:
     return str(value) or type(value).__name__
 
 
+def client_identity(transport: object) -> str | None:
+    """
+    Who the peer's certificate says it is (subject CN and SANs), if it sent one.
+    """
+    connection = _tls_connection(transport)
+    if connection is None:
+        return None
+    certificate = connection.get_peer_certificate(as_cryptography=True)
+    if certificate is None:
+        return None
+    common_names = [
+        f"CN={a.value!s}"
+        for a in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    ]
+    try:
+        san = certificate.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value
+        alt_names = [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)] + [
+            f"URI:{u}" for u in san.get_values_for_type(x509.UniformResourceIdentifier)
+        ]
+    except x509.ExtensionNotFound:
+        alt_names = []
+    return ", ".join(common_names + alt_names) or certificate.subject.rfc4514_string()
+
+
 def connection_summary(transport: object) -> dict[str, Any]:
     """
     The negotiated TLS version, cipher and server name of a connection, for logs.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import (
@@ -29,7 +29,11 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+if TYPE_CHECKING:
+    from ._metrics import ServerMetrics
+
 from ._diagnosis import (
+    client_identity,
     connection_summary,
     describe_failure,
     is_tls_failure,
@@ -37,6 +41,8 @@ from ._diagnosis import (
 )
 
 __all__ = ["EchoServerFactory", "EchoServerProtocol"]
+
+_log = Logger()
 
 
 @implementer(IHandshakeListener)
@@ -64,6 +70,7 @@ class EchoServerProtocol(Protocol):
         self._last_read = 0.0
         self._timer: IDelayedCall | None = None
         self._ended_by: str | None = None
+        self._handshake_seconds: float | None = None
         #: How dataReceived writes; found on first use (see _unbuffered_write).
         self._write: Callable[[bytes], object] | None = None
 
@@ -96,6 +103,7 @@ class EchoServerProtocol(Protocol):
         Note that TLS is established, and start watching for idleness.
         """
         self.handshake_done = True
+        self._handshake_seconds = time.monotonic() - self._started
         self._cancel_timer()
         if self.factory.idle_timeout is not None:
             self._last_read = self.factory.clock.seconds()
@@ -155,16 +163,16 @@ class EchoServerProtocol(Protocol):
         elif fields["reason"] == "closed":
             self.log.info(
                 "{peer}: closed after {bytes_in} bytes echoed in {duration:.3f}s "
-                "({tls_version}, {cipher})",
+                "({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, client {client})",
                 **fields,
             )
         else:
             self.log.info(
                 "{peer}: {reason} after {bytes_in} bytes echoed in {duration:.3f}s "
-                "({tls_version}, {cipher})",
+                "({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, client {client})",
                 **fields,
             )
-        self.factory.connection_ended(self)
+        self.factory.connection_ended(self, fields)
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
         transport = cast(ITransport, self.transport)
@@ -191,8 +199,16 @@ class EchoServerProtocol(Protocol):
             "bytes_in": self.bytes_received,
             "bytes_out": self.bytes_received,
             "duration": time.monotonic() - self._started,
+            "handshake_seconds": self._handshake_seconds,
+            "alpn": _negotiated_protocol(transport),
+            "client": client_identity(transport),
             **connection_summary(transport),
         }
+
+
+def _negotiated_protocol(transport: object) -> str | None:
+    protocol = getattr(transport, "negotiatedProtocol", None)
+    return protocol.decode("ascii", "replace") if isinstance(protocol, bytes) else None
 
 
 def _unbuffered_write(transport: Any) -> Callable[[bytes], object]:
@@ -237,6 +253,7 @@ class EchoServerFactory(Factory):
     puts TLS below it.
 
     @ivar connections: The protocols of the connections now open.
+    @ivar refused: How many connections the limit closed at once.
     """
 
     protocol = EchoServerProtocol  # type: ignore[assignment]
@@ -246,6 +263,8 @@ class EchoServerFactory(Factory):
         handshake_timeout: float | None = 10.0,
         idle_timeout: float | None = 300.0,
         clock: IReactorTime | None = None,
+        max_connections: int | None = 10_000,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         """
         @param handshake_timeout: Seconds a TLS peer has to complete its
@@ -253,6 +272,9 @@ class EchoServerFactory(Factory):
         @param idle_timeout: Seconds without receiving anything before a
             connection is closed; L{None} for no limit.
         @param clock: The reactor to time with; the global reactor by default.
+        @param max_connections: Above this many open connections, new ones are
+            closed at once (logged and counted); L{None} for no limit.
+        @param metrics: Where to count connections, if anywhere.
         """
         if clock is None:
             from twisted.internet import reactor
@@ -263,19 +285,49 @@ class EchoServerFactory(Factory):
         #: Seconds a closing connection has to take its close_notify.
         self.close_timeout = 10.0
         self.clock = clock
+        self.max_connections = max_connections
+        self.metrics = metrics
+        self.refused = 0
         self.connections: set[EchoServerProtocol] = set()
 
-    def buildProtocol(self, addr: Any) -> EchoServerProtocol:  # type: ignore[override]
+    def buildProtocol(self, addr: Any) -> Protocol:
         """
-        A protocol for a new connection, tracked until it ends.
+        A protocol for a new connection, tracked until it ends; over the
+        connection limit, one that closes it at once.
         """
+        limit = self.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            self.refused += 1
+            if self.metrics is not None:
+                self.metrics.connection_refused()
+            _log.warn(
+                "{peer}: refused: {limit} connections are open (--max-connections)",
+                peer=format_address(addr),
+                limit=limit,
+            )
+            return _Refused()
         protocol = self.protocol()
         protocol.factory = self
         self.connections.add(protocol)
+        if self.metrics is not None:
+            self.metrics.connection_opened()
         return protocol
 
-    def connection_ended(self, protocol: EchoServerProtocol) -> None:
+    def connection_ended(
+        self, protocol: EchoServerProtocol, fields: dict[str, Any] | None = None
+    ) -> None:
         """
-        Forget a connection that has ended.
+        Forget a connection that has ended, and count it.
         """
         self.connections.discard(protocol)
+        if self.metrics is not None and fields is not None:
+            self.metrics.connection_ended(fields)
+
+
+class _Refused(Protocol):
+    """
+    A connection over the limit: closed as soon as it is made, before TLS.
+    """
+
+    def connectionMade(self) -> None:
+        cast(Any, self.transport).abortConnection()

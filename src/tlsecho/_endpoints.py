@@ -48,21 +48,24 @@ def _split(description: str) -> list[str]:
     return [part.replace("\\:", ":") for part in parts]
 
 
-def plain_server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+def plain_server_endpoint(
+    reactor: Any, description: str, option: str = "--listen"
+) -> IStreamServerEndpoint:
     """
     Parse a server endpoint description without TLS, checking it is valid.
 
-    @raise ConfigurationError: naming C{--listen}, for a description Twisted
+    @param option: The option the description came from, for errors.
+    @raise ConfigurationError: naming C{option}, for a description Twisted
         cannot parse or that already asks for TLS.
     """
     kind = _split(description)[0].strip().lower()
     if kind in _TLS_TYPES:
         raise ConfigurationError(
-            "--listen",
+            option,
             f"{description!r}: tlsecho adds TLS itself; describe the plain "
             "transport instead (for example tcp:8443)",
         )
-    _check_port(description)
+    _check_port(description, option)
     try:
         return cast(IStreamServerEndpoint, serverFromString(reactor, description))
     except (ValueError, KeyError, TypeError, IndexError) as e:
@@ -70,7 +73,7 @@ def plain_server_endpoint(reactor: Any, description: str) -> IStreamServerEndpoi
         if isinstance(e, IndexError) and kind == "systemd":
             detail = "no such socket was passed by systemd (LISTEN_FDS)"
         raise ConfigurationError(
-            "--listen", f"bad endpoint description {description!r}: {detail}"
+            option, f"bad endpoint description {description!r}: {detail}"
         ) from None
 
 
@@ -84,7 +87,7 @@ def _inner(description: str) -> list[str]:
     return parts
 
 
-def _check_port(description: str) -> None:
+def _check_port(description: str, option: str) -> None:
     """
     Twisted only checks a TCP port is an integer; refuse one out of range now,
     rather than fail with an OverflowError when binding.
@@ -101,7 +104,7 @@ def _check_port(description: str) -> None:
         return  # Twisted reports it
     if number is not None and not 0 <= number <= 65535:
         raise ConfigurationError(
-            "--listen",
+            option,
             f"bad endpoint description {description!r}: port {number} is out of "
             "range 0-65535",
         )

@@ -65,14 +65,18 @@ class ReloadingCreator:
         self,
         creator: ServerConnectionCreator,
         load: Callable[[], TLSSettings] | None = None,
+        on_reload: Callable[[TLSSettings | None], object] | None = None,
     ):
         """
         @param creator: The creator to start with.
         @param load: Reads the configuration again (the configuration file
             included); by default the current settings re-read their files.
+        @param on_reload: Told the new settings after each reload, or L{None}
+            when one failed (for metrics).
         """
         self.current = creator
         self._load = load or (lambda: self.current.settings.replace())
+        self._on_reload = on_reload or (lambda settings: None)
         self.reloads_ok = 0
         self.reloads_failed = 0
 
@@ -93,6 +97,7 @@ class ReloadingCreator:
             creator = ServerConnectionCreator(settings)
         except ConfigurationError as e:
             self.reloads_failed += 1
+            self._on_reload(None)
             _log.error(
                 "reload failed, still serving the previous configuration: {error}",
                 error=str(e),
@@ -100,6 +105,7 @@ class ReloadingCreator:
             return False
         self.current = creator
         self.reloads_ok += 1
+        self._on_reload(settings)
         leaf = settings.chain[0]
         _log.info(
             "reloaded the TLS configuration: serving {subject} (valid until {not_after})",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from cryptography import x509
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
@@ -34,6 +35,7 @@ from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._echoserver import EchoServerFactory, format_address
 from ._endpoints import plain_server_endpoint, require_loopback, server_endpoint
 from ._errors import ConfigurationError
+from ._metrics import ServerMetrics, metrics_site
 from ._reload import FileWatch, ReloadingCreator, settings_files
 from ._settings import TLSSettings
 
@@ -179,6 +181,7 @@ class EchoService(MultiService):
         factory: EchoServerFactory | None = None,
         reload_interval: float | None = None,
         shutdown_timeout: float = 10.0,
+        metrics: str | None = None,
     ):
         """
         @param configuration: What to serve, where.
@@ -188,14 +191,31 @@ class EchoService(MultiService):
             the configuration changed; L{None}: only on L{reload}.
         @param shutdown_timeout: On stop, how long open connections may go on
             before they are closed.
+        @param metrics: A server endpoint description where to serve
+            Prometheus metrics (plain HTTP, C{/metrics}); L{None}: none.
         """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.configuration = configuration
         self.factory = factory or EchoServerFactory()
+        self.metrics: ServerMetrics | None = None
+        if metrics is not None:
+            self.metrics = self.factory.metrics = ServerMetrics()
+            self.metrics.serving(_served(configuration.settings))
+            site = StreamServerEndpointService(
+                _AnnouncingEndpoint(
+                    plain_server_endpoint(reactor, metrics, "--metrics"),
+                    metrics,
+                    "tlsecho metrics on http://{address}/metrics ({description})",
+                ),
+                metrics_site(self.metrics),
+            )
+            site._raiseSynchronously = True
+            site.setName("--metrics " + metrics)
+            site.setServiceParent(self)
         self.creator = creator = ReloadingCreator(
-            configuration.creator(), configuration.reread
+            configuration.creator(), configuration.reread, self._reloaded
         )
         self._reactor = reactor
         self._shutdown_timeout = shutdown_timeout
@@ -312,6 +332,18 @@ class EchoService(MultiService):
         """
         return self.creator.reload()
 
+    def _reloaded(self, settings: TLSSettings | None) -> None:
+        if self.metrics is not None:
+            self.metrics.reloaded(settings is not None)
+            if settings is not None:
+                self.metrics.serving(_served(settings))
+
+
+def _served(settings: TLSSettings) -> list[tuple[str, x509.Certificate]]:
+    """The served certificates, named by the option that gives them."""
+    served = [("--cert", settings.chain[0])] if settings.chain else []
+    return served + [(entry.name, chain[0]) for entry, chain, _ in settings.sni_identities]
+
 
 async def _as_coroutine(result: Any) -> Any:
     return await result if isinstance(result, Deferred) else result
@@ -350,14 +382,20 @@ class _AnnouncingEndpoint:
     Log the address an endpoint listens on once it does (useful with port 0).
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, description: str):
+    def __init__(
+        self,
+        endpoint: IStreamServerEndpoint,
+        description: str,
+        announcement: str = "tlsecho listening on {address} ({description})",
+    ):
         self._endpoint = endpoint
         self._description = description
+        self._announcement = announcement
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
         def announce(port: IListeningPort) -> IListeningPort:
             _log.info(
-                "tlsecho listening on {address} ({description})",
+                self._announcement,
                 address=format_address(port.getHost()),
                 description=self._description,
             )

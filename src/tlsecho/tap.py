@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from ._echoserver import EchoServerFactory
+from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
 from ._server import SETTINGS_OPTIONS, EchoService, ServerConfiguration
 
@@ -119,6 +120,19 @@ class Options(usage.Options):
             "Close a connection that has received nothing for SECONDS.",
         ],
         [
+            "max-connections",
+            None,
+            "10000",
+            "Above this many open connections, close new ones at once (logged, counted).",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Serve Prometheus metrics (plain HTTP, /metrics) on this endpoint, "
+            "e.g. tcp:9100:interface=127.0.0.1.",
+        ],
+        [
             "shutdown-timeout",
             None,
             "10",
@@ -201,6 +215,11 @@ class Options(usage.Options):
             )
             for name in ("handshake-timeout", "idle-timeout"):
                 self[name] = _seconds(self[name], f"--{name}")
+            self["max-connections"] = _count(self["max-connections"], "--max-connections")
+            if self["metrics"] is not None:
+                from twisted.internet import reactor
+
+                plain_server_endpoint(reactor, self["metrics"], "--metrics")
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -218,6 +237,19 @@ def _seconds(value: str | None, option: str, allow_zero: bool = False) -> float 
     if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
         raise ConfigurationError(option, f"must be above 0, not {value!r}")
     return seconds
+
+
+def _count(value: str, option: str) -> int:
+    """
+    A positive whole number from an option value.
+    """
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(option, f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise ConfigurationError(option, f"must be at least 1, not {value!r}")
+    return number
 
 
 class _PluginService(EchoService):
@@ -274,10 +306,12 @@ def makeService(options: Mapping[str, Any]) -> EchoService:
     factory = EchoServerFactory(
         handshake_timeout=options.get("handshake-timeout", 10.0),
         idle_timeout=options.get("idle-timeout", 300.0),
+        max_connections=options.get("max-connections", 10_000),
     )
     return _PluginService(
         options["configuration"],
         factory=factory,
         reload_interval=options.get("reload-interval"),
         shutdown_timeout=options.get("shutdown-timeout") or 0.0,
+        metrics=options.get("metrics"),
     )

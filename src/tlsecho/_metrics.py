@@ -1,0 +1,172 @@
+"""
+Prometheus metrics for the server, served with twisted.web (C{--metrics DESC}).
+
+L{ServerMetrics} owns its own registry (so several servers in one process, or
+tests, do not collide) and is told about each connection as it ends, about
+connections refused by the limit, and about reloads.  L{metrics_site} serves
+the registry in the Prometheus text format from the reactor thread, with
+C{prometheus_client}'s own encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography import x509
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from twisted.web.resource import Resource
+from twisted.web.server import Request, Site
+
+__all__ = ["ServerMetrics", "metrics_site"]
+
+#: Handshake durations of interest: loopback is sub-millisecond, the far side
+#: of the world a few hundred milliseconds, a stalling peer seconds.
+_HANDSHAKE_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+)
+
+
+class ServerMetrics:
+    """
+    The server's Prometheus metrics.
+    """
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.active = Gauge(
+            "tlsecho_connections_active", "Connections open now.", registry=registry
+        )
+        self.connections = Counter(
+            "tlsecho_connections", "Connections accepted.", registry=registry
+        )
+        self.refused = Counter(
+            "tlsecho_connections_refused",
+            "Connections closed at once because --max-connections were open.",
+            registry=registry,
+        )
+        self.handshakes = Counter(
+            "tlsecho_handshakes",
+            "TLS handshakes by outcome, protocol version and cipher.",
+            ["outcome", "version", "cipher"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "tlsecho_failures",
+            "Connections that failed, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.bytes_received = Counter(
+            "tlsecho_received_bytes", "Application bytes received.", registry=registry
+        )
+        self.bytes_sent = Counter(
+            "tlsecho_sent_bytes", "Application bytes sent (echoed).", registry=registry
+        )
+        self.handshake_seconds = Histogram(
+            "tlsecho_handshake_duration_seconds",
+            "Time from accepting a connection to a completed TLS handshake.",
+            buckets=_HANDSHAKE_BUCKETS,
+            registry=registry,
+        )
+        self.not_after = Gauge(
+            "tlsecho_certificate_not_after_timestamp_seconds",
+            "When each served certificate expires (Unix time).",
+            ["certificate", "subject"],
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "tlsecho_reloads",
+            "Reloads of the TLS configuration, by result.",
+            ["result"],
+            registry=registry,
+        )
+        for result in ("ok", "failed"):
+            self.reloads.labels(result=result)
+
+    def connection_opened(self) -> None:
+        """A connection was accepted."""
+        self.connections.inc()
+        self.active.inc()
+
+    def connection_refused(self) -> None:
+        """A connection was closed at once because of the connection limit."""
+        self.refused.inc()
+
+    def connection_ended(self, fields: Mapping[str, Any]) -> None:
+        """
+        A connection ended; C{fields} is the connection's log event.
+        """
+        self.active.dec()
+        self.bytes_received.inc(fields["bytes_in"])
+        self.bytes_sent.inc(fields["bytes_out"])
+        if fields["handshake_seconds"] is not None:
+            self.handshakes.labels(
+                outcome="ok",
+                version=fields["tls_version"] or "",
+                cipher=fields["cipher"] or "",
+            ).inc()
+            self.handshake_seconds.observe(fields["handshake_seconds"])
+        elif fields["failed"]:
+            self.handshakes.labels(outcome="failed", version="", cipher="").inc()
+        if fields["failed"]:
+            self.failures.labels(reason=fields["reason"]).inc()
+
+    def reloaded(self, ok: bool) -> None:
+        """A reload succeeded or failed."""
+        self.reloads.labels(result="ok" if ok else "failed").inc()
+
+    def serving(self, certificates: Sequence[tuple[str, x509.Certificate]]) -> None:
+        """
+        Record the expiry of each served certificate (replacing earlier ones).
+        """
+        self.not_after.clear()
+        for name, certificate in certificates:
+            self.not_after.labels(
+                certificate=name, subject=certificate.subject.rfc4514_string()
+            ).set(certificate.not_valid_after_utc.timestamp())
+
+
+class _MetricsResource(Resource):
+    """
+    C{/metrics} in the Prometheus text format; everything else 404.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry):
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        if request.path not in (b"/metrics", b"/"):
+            request.setResponseCode(404)
+            return b"not found: try /metrics\n"
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return generate_latest(self._registry)
+
+
+def metrics_site(metrics: ServerMetrics) -> Site:
+    """
+    A twisted.web site serving C{metrics} at C{/metrics}.
+    """
+    return Site(_MetricsResource(metrics.registry))

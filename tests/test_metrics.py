@@ -1,0 +1,146 @@
+"""
+Prometheus metrics (--metrics), the connection limit (--max-connections), and the
+per-connection log fields, checked against the real plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import ssl
+import urllib.request
+
+from cryptography import x509
+
+from _processes import run_client, start_server
+from conftest import TLSFiles
+
+
+def _metrics(server: object) -> dict[str, float]:
+    match = server.wait_for(r"tlsecho metrics on (http://\S+/metrics)")  # type: ignore[attr-defined]
+    with urllib.request.urlopen(match.group(1), timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def _tls(port: int, tls_files: TLSFiles) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(tls_files.ca))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_metrics_limits_and_log_fields(servers: list, tls_files: TLSFiles) -> None:
+    """Connections, handshakes, failures, bytes, durations, certificate expiry, reloads
+    and limit refusals are all counted; each connection logs its fields."""
+    server = start_server(
+        servers,
+        "--cert",
+        str(tls_files.server_cert),
+        "--key",
+        str(tls_files.server_key),
+        "--metrics",
+        "tcp:0:interface=127.0.0.1",
+        "--max-connections",
+        "2",
+    )
+    port = server.port
+    result = run_client(server.address, "--ca", str(tls_files.ca), payload=b"x" * 1000)
+    assert result.returncode == 0, result.stderr
+    server.wait_for(r"closed after 1000 bytes echoed .*TLSv1\.3, TLS_\w+, SNI None")
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as plain,
+        contextlib.suppress(ConnectionResetError),  # closed, maybe by a reset
+    ):
+        plain.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        plain.recv(100)
+    server.wait_for("TLS handshake failed: the peer sent plain HTTP to a TLS port")
+    first, second = _tls(port, tls_files), _tls(port, tls_files)
+    try:
+        # Refused at once: a reset, perhaps even before connect() returns.
+        with contextlib.suppress(ConnectionResetError):
+            third = socket.create_connection(("127.0.0.1", port), timeout=10)
+            try:
+                assert third.recv(100) == b""
+            finally:
+                third.close()
+        server.wait_for(r"refused: 2 connections are open \(--max-connections\)")
+        first.sendall(b"still served\n")
+        assert first.recv(100) == b"still served\n"
+        os.kill(server.process.pid, signal.SIGHUP)
+        server.wait_for("reloaded the TLS configuration")
+        values = _metrics(server)
+    finally:
+        first.close()
+        second.close()
+    not_after = x509.load_pem_x509_certificate(
+        tls_files.server_cert.read_bytes()
+    ).not_valid_after_utc.timestamp()
+    assert values["tlsecho_connections_active"] == 2
+    assert values["tlsecho_connections_total"] == 4
+    assert values["tlsecho_connections_refused_total"] == 1
+    assert (
+        values['tlsecho_failures_total{reason="the peer sent plain HTTP to a TLS port"}']
+        == 1
+    )
+    assert values['tlsecho_handshakes_total{cipher="",outcome="failed",version=""}'] == 1
+    ok = [
+        k
+        for k in values
+        if k.startswith("tlsecho_handshakes_total{") and 'outcome="ok"' in k
+    ]
+    assert ok
+    assert all('version="TLSv1.3"' in k for k in ok)
+    assert sum(values[k] for k in ok) == 1
+    assert values["tlsecho_received_bytes_total"] == 1000
+    assert values["tlsecho_sent_bytes_total"] == 1000
+    assert values["tlsecho_handshake_duration_seconds_count"] == 1
+    assert 0 < values["tlsecho_handshake_duration_seconds_sum"] < 5
+    (expiry,) = [k for k in values if k.startswith("tlsecho_certificate_not_after")]
+    assert 'certificate="--cert"' in expiry
+    assert values[expiry] == not_after
+    assert values['tlsecho_reloads_total{result="ok"}'] == 1
+    assert values['tlsecho_reloads_total{result="failed"}'] == 0
+
+
+def test_client_identity_and_alpn_are_logged(servers: list, tls_files: TLSFiles) -> None:
+    """With mutual TLS and ALPN, the connection's log line names the client and protocol."""
+    server = start_server(
+        servers,
+        "--cert",
+        str(tls_files.server_cert),
+        "--key",
+        str(tls_files.server_key),
+        "--ca",
+        str(tls_files.client_ca),
+        "--verify",
+        "required",
+        "--alpn",
+        "echo/1",
+    )
+    result = run_client(
+        server.address,
+        "--ca",
+        str(tls_files.ca),
+        "--cert",
+        str(tls_files.client_cert),
+        "--key",
+        str(tls_files.client_key),
+        "--alpn",
+        "echo/1",
+        "--servername",
+        "localhost",
+    )
+    assert result.returncode == 0, result.stderr
+    line = server.wait_for(r"closed after \d+ bytes echoed .*").group(0)
+    assert "SNI localhost" in line
+    assert "ALPN echo/1" in line
+    assert re.search(r"client CN=client\.example, DNS:client\.example", line), line
