@@ -19,6 +19,7 @@ from tlsecho._config import (
     load_config,
 )
 from tlsecho._server import SETTINGS_OPTIONS
+from tlsecho.tap import SERVICE_DEFAULTS
 
 
 def _config(directory: Path, text: str | bytes, name: str = "tlsecho.toml") -> Path:
@@ -166,7 +167,7 @@ def test_path_keys_are_a_subset_of_known_keys() -> None:
 def test_file_keys_are_the_server_options() -> None:
     """The configuration file knows exactly the server's options (but --config)."""
     file_keys = REPEATABLE_KEYS | SCALAR_KEYS | BOOLEAN_KEYS | {"sni"}
-    assert file_keys == set(SETTINGS_OPTIONS) | {"listen"}
+    assert file_keys == set(SETTINGS_OPTIONS) | set(SERVICE_DEFAULTS) | {"listen"}
 
 
 def test_unknown_key_names_config_file_and_key(tmp_path: Path) -> None:

@@ -28,3 +28,20 @@ def test_example_configuration_loads(tmp_path: Path, tls_files: TLSFiles) -> Non
     assert configuration.settings.policy.min_tls is TLSVersion.TLSv1_2
     assert configuration.settings.policy.max_tls is TLSVersion.TLSv1_3
     assert configuration.development is None
+
+
+def test_example_configuration_service_keys(tmp_path: Path, tls_files: TLSFiles) -> None:
+    """The service keys of etc/tlsecho.toml are accepted by the server's options."""
+    from tlsecho.tap import Options
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copy(ETC / "tlsecho.toml", etc / "tlsecho.toml")
+    shutil.copy(tls_files.server_cert, etc / "server.pem")
+    shutil.copy(tls_files.server_key, etc / "server.key")
+    options = Options()
+    options.parseOptions(["--config", str(etc / "tlsecho.toml")])
+    assert options["handshake-timeout"] == 10.0
+    assert options["idle-timeout"] == 300.0
+    assert options["max-connections"] == 10_000
+    assert options["log-format"] == "text"

@@ -408,3 +408,36 @@ def test_make_service_default_listen(tls_files: TLSFiles) -> None:
     """Without --listen, makeService makes one child for the default listener."""
     service = makeService(_parse(*_cert_args(tls_files)))
     assert [child.name for child in service] == [DEFAULT_LISTEN]
+
+
+def test_service_options_default(tls_files: TLSFiles) -> None:
+    """Without flags or file, the service options take their documented defaults."""
+    options = _parse(*_cert_args(tls_files))
+    assert options["handshake-timeout"] == 10.0
+    assert options["idle-timeout"] == 300.0
+    assert options["max-connections"] == 10_000
+    assert options["shutdown-timeout"] == 10.0
+    assert options["reload-interval"] is None
+    assert options["metrics"] is None
+    assert options["log-format"] == "text"
+
+
+def test_service_options_from_config_file_and_flags(
+    tls_files: TLSFiles, tmp_path: Path
+) -> None:
+    """The TOML file sets service options too, and flags override it."""
+    config = _write_config(
+        tmp_path / "tlsecho.toml",
+        'idle-timeout = "60"\nmax-connections = "500"\nlog-format = "json"\n',
+    )
+    options = _parse(*_cert_args(tls_files), "--config", config, "--idle-timeout", "30")
+    assert options["idle-timeout"] == 30.0
+    assert options["max-connections"] == 500
+    assert options["log-format"] == "json"
+
+
+def test_bad_service_option_in_config_file(tls_files: TLSFiles, tmp_path: Path) -> None:
+    """A bad value for a service option is an error naming the option."""
+    config = _write_config(tmp_path / "tlsecho.toml", 'max-connections = "lots"\n')
+    message = _usage_error(*_cert_args(tls_files), "--config", config)
+    assert message == "--max-connections: not a whole number: 'lots'"

@@ -35,6 +35,14 @@ SCALAR_KEYS = frozenset(
         "max-tls",
         "ocsp-response",
         "keylog-file",
+        # The service's options (see tlsecho.tap.SERVICE_DEFAULTS).
+        "handshake-timeout",
+        "idle-timeout",
+        "max-connections",
+        "shutdown-timeout",
+        "reload-interval",
+        "metrics",
+        "log-format",
     }
 )
 #: Keys whose value is true or false.

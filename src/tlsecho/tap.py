@@ -12,20 +12,35 @@ from __future__ import annotations
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.logger import Logger
 from twisted.python import usage
 
+from ._config import load_config
 from ._echoserver import EchoServerFactory
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
+from ._logs import use_json_logs
 from ._server import SETTINGS_OPTIONS, EchoService, ServerConfiguration
 
 __all__ = ["Options", "makeService"]
 
 _log = Logger()
 
+
+#: Options of the service (not TLS settings), with their defaults; the TOML
+#: file may set them too.
+SERVICE_DEFAULTS: dict[str, str | None] = {
+    "handshake-timeout": "10",
+    "idle-timeout": "300",
+    "max-connections": "10000",
+    "shutdown-timeout": "10",
+    "reload-interval": None,
+    "metrics": None,
+    "log-format": "text",
+}
 
 #: The options that may be given several times.
 REPEATABLE = (
@@ -110,20 +125,21 @@ class Options(usage.Options):
         [
             "handshake-timeout",
             None,
-            "10",
-            "Drop a peer that has not completed the TLS handshake in SECONDS.",
+            None,
+            "Drop a peer that has not completed the TLS handshake in SECONDS [10].",
         ],
         [
             "idle-timeout",
             None,
-            "300",
-            "Close a connection that has received nothing for SECONDS.",
+            None,
+            "Close a connection that has received nothing for SECONDS [300].",
         ],
         [
             "max-connections",
             None,
-            "10000",
-            "Above this many open connections, close new ones at once (logged, counted).",
+            None,
+            "Above this many open connections, close new ones at once (logged, "
+            "counted) [10000].",
         ],
         [
             "metrics",
@@ -135,9 +151,16 @@ class Options(usage.Options):
         [
             "shutdown-timeout",
             None,
-            "10",
+            None,
             "On SIGTERM, stop accepting and let open connections finish for up to "
-            "SECONDS before closing them.",
+            "SECONDS before closing them [10].",
+        ],
+        [
+            "log-format",
+            None,
+            None,
+            "text, or json: one JSON object per line, with each connection's fields "
+            "[text].",
         ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
     ]
@@ -209,6 +232,10 @@ class Options(usage.Options):
         }
         try:
             self["configuration"] = ServerConfiguration.from_options(values)
+            from_file = load_config(Path(self["config"])) if self["config"] else {}
+            for name, default in SERVICE_DEFAULTS.items():
+                if self[name] is None:
+                    self[name] = from_file.get(name, default)
             self["reload-interval"] = _seconds(self["reload-interval"], "--reload-interval")
             self["shutdown-timeout"] = _seconds(
                 self["shutdown-timeout"], "--shutdown-timeout", allow_zero=True
@@ -216,12 +243,19 @@ class Options(usage.Options):
             for name in ("handshake-timeout", "idle-timeout"):
                 self[name] = _seconds(self[name], f"--{name}")
             self["max-connections"] = _count(self["max-connections"], "--max-connections")
+            if self["log-format"] not in ("text", "json"):
+                raise ConfigurationError(
+                    "--log-format", f"expected text or json, not {self['log-format']!r}"
+                )
             if self["metrics"] is not None:
                 from twisted.internet import reactor
 
                 plain_server_endpoint(reactor, self["metrics"], "--metrics")
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
+        runner = getattr(self, "parent", None)
+        if self["log-format"] == "json" and runner is not None:
+            use_json_logs(runner)
 
 
 def _seconds(value: str | None, option: str, allow_zero: bool = False) -> float | None:
