@@ -10,7 +10,8 @@ TLS, on top of any Twisted endpoint::
     endpoint.listen(EchoServerFactory())
 """
 
-from ._creators import ServerConnectionCreator, client_creator, server_creator
+from ._client_creators import client_creator
+from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._echoclient import EchoClientProtocol, echo
 from ._echoserver import EchoServerFactory, EchoServerProtocol

@@ -1,54 +1,52 @@
 """
 Build Twisted TLS connection creators from L{TLSSettings}: the seam between the
-settings and every endpoint.
+settings and every endpoint.  This module makes the server's, and the context
+pieces both sides share; L{tlsecho._client_creators} makes the client's.
 
-Both sides start from Twisted's L{CertificateOptions}; the client wraps it in
-Twisted's L{ClientTLSOptions}, which checks the server's host name with
-C{service_identity} and sends SNI (exactly what L{optionsForClientTLS} does, but
-keeping the context within reach).  Each pyOpenSSL context is built and finished
-(policy, callbacks, CRLs) once per settings value, never per connection: a
-context that has served a connection cannot be changed, so new settings mean a
-new creator.  Every callback handed to OpenSSL catches and logs its exceptions,
+Both sides start from Twisted's L{CertificateOptions}.  Each pyOpenSSL context
+is built and finished (policy, callbacks, CRLs) once per settings value, never
+per connection: a context that has served a connection cannot be changed, so
+new settings mean a new creator.  Every callback handed to OpenSSL catches and logs its exceptions,
 which would otherwise vanish.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import idna
 from cryptography import x509
 from OpenSSL import SSL, crypto
 
-# IOpenSSLTrustRoot is the documented type of the trustRoot= arguments and
-# ClientTLSOptions the creator optionsForClientTLS returns, but Twisted only
-# defines them in this private module.
-from twisted.internet._sslverify import ClientTLSOptions, IOpenSSLTrustRoot
+# IOpenSSLTrustRoot is the documented type of the trustRoot= arguments, but
+# Twisted only defines it in this private module.
+from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.interfaces import (
-    IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
 from twisted.internet.ssl import AcceptableCiphers, CertificateOptions
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._diagnosis import record_refusal, record_verify_error, register_trust
-from ._errors import ConfigurationError, PeerRejected
-from ._identity import describe_identity, spki_sha256
+from ._diagnosis import record_refusal, record_verify_error
+from ._errors import ConfigurationError
+from ._identity import describe_identity
 from ._pem import TLSPrivateKey
 from ._policy import INTERMEDIATE_CIPHERS, apply_policy
-from ._revocation import check_ocsp_staple
 from ._settings import TLSSettings, VerifyMode
 
-__all__ = ["ServerConnectionCreator", "client_creator", "server_creator"]
+__all__ = [
+    "ServerConnectionCreator",
+    "TrustRoot",
+    "add_crls",
+    "options_for",
+    "server_creator",
+]
 
 _log = Logger()
 
@@ -93,7 +91,7 @@ class _KeyLog:
 
 
 @implementer(IOpenSSLTrustRoot)
-class _TrustRoot:
+class TrustRoot:
     """
     Trust the given CA certificates, and the platform's store if asked to;
     check certificates against the given CRLs.
@@ -153,7 +151,7 @@ def add_crls(
     store.set_flags(crypto.X509StoreFlags.CRL_CHECK)
 
 
-def _options(
+def options_for(
     settings: TLSSettings,
     chain: Sequence[x509.Certificate] = (),
     key: TLSPrivateKey | None = None,
@@ -182,7 +180,7 @@ def _options(
     return CertificateOptions(**arguments)
 
 
-def _finish(context: SSL.Context, settings: TLSSettings) -> None:
+def finish(context: SSL.Context, settings: TLSSettings) -> None:
     """
     What every context gets on top of L{CertificateOptions}: the full policy
     and the key log.
@@ -253,7 +251,7 @@ class ServerConnectionCreator:
         settings = self.settings
         verify = settings.verify or VerifyMode.NONE
         verifying = verify is not VerifyMode.NONE
-        options = _options(
+        options = options_for(
             settings,
             chain,
             key,
@@ -266,7 +264,7 @@ class ServerConnectionCreator:
             requireCertificate=verify is VerifyMode.REQUIRED,
         )
         context = options.getContext()
-        _finish(context, settings)
+        finish(context, settings)
         context.set_verify(context.get_verify_mode(), self._verify)
         if settings.allowed:
             _reject_as_bad_certificate(context)
@@ -427,155 +425,3 @@ def server_creator(settings: TLSSettings) -> ServerConnectionCreator:
         client certificates without C{ca}, or has client-only options.
     """
     return ServerConnectionCreator(settings)
-
-
-@implementer(IOpenSSLClientConnectionCreator)
-class _ClientCreator:
-    """
-    Client TLS: Twisted's verifying creator (or, insecurely, a plain one that
-    still sends SNI), plus what tlsecho adds per connection: diagnosis of
-    failed verification, SPKI pins, and the OCSP staple request.
-    """
-
-    def __init__(
-        self,
-        make_connection: Callable[[TLSMemoryBIOProtocol], SSL.Connection],
-        settings: TLSSettings,
-        trust: _TrustRoot | None,
-        servername: bytes | None = None,
-    ):
-        self._make_connection = make_connection
-        self._settings = settings
-        self._trust = trust
-        self._servername = servername
-
-    def clientConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
-        connection = self._make_connection(tlsProtocol)
-        if self._servername is not None:
-            connection.set_tlsext_host_name(self._servername)
-        if self._trust is not None:
-            register_trust(connection, self._trust.store)
-        if self._settings.require_ocsp_staple:
-            connection.request_ocsp()
-        if self._settings.pins:
-            connection.set_info_callback(_PinCheck(tlsProtocol, self._settings.pins))
-        return connection
-
-
-class _PinCheck:
-    """
-    An info callback that, when the handshake is done, fails the connection
-    unless the server's key matches one of the SPKI pins.
-    """
-
-    def __init__(self, tlsProtocol: TLSMemoryBIOProtocol, pins: frozenset[bytes]):
-        self._protocol: TLSMemoryBIOProtocol | None = tlsProtocol
-        self._pins = pins
-
-    def __call__(self, connection: SSL.Connection, where: int, ret: int) -> None:
-        if not where & SSL.SSL_CB_HANDSHAKE_DONE or self._protocol is None:
-            return
-        protocol, self._protocol = self._protocol, None
-        try:
-            leaf = connection.get_peer_certificate(as_cryptography=True)
-            if leaf is None or spki_sha256(leaf) not in self._pins:
-                shown = describe_identity(leaf) if leaf is not None else "no certificate"
-                protocol.failVerification(
-                    Failure(
-                        PeerRejected(
-                            f"certificate pin mismatch: the server's key ({shown}) "
-                            "matches no --pin-spki"
-                        )
-                    )
-                )
-        except Exception:
-            _log.failure("while checking the server's key pin")
-            protocol.abortConnection()
-
-
-def _check_staple(connection: SSL.Connection, staple: bytes, data: object) -> bool:
-    """
-    The OCSP client callback (for --require-ocsp-staple): accept the handshake
-    only with a good, current staple signed for the server's certificate.
-    """
-    try:
-        # The verified chain ends at the trusted root, which servers do not
-        # send: the issuer of a certificate issued by the root is only there.
-        chain = (
-            connection.get_verified_chain(as_cryptography=True)
-            or connection.get_peer_cert_chain(as_cryptography=True)
-            or []
-        )
-        leaf = connection.get_peer_certificate(as_cryptography=True) or (
-            chain[0] if chain else None
-        )
-        if leaf is None:
-            record_refusal(connection, "no server certificate to check the OCSP staple for")
-            return False
-        issuers = [c for c in chain if c.subject == leaf.issuer and c != leaf]
-        problem = check_ocsp_staple(staple, leaf, issuers[0] if issuers else None)
-        if problem is not None:
-            record_refusal(connection, problem)
-            return False
-        return True
-    except Exception:
-        _log.failure("while checking the stapled OCSP response")
-        return False
-
-
-def _is_ip_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
-def client_creator(
-    settings: TLSSettings,
-    servername: str,
-    extra_trust: Sequence[x509.Certificate] = (),
-) -> IOpenSSLClientConnectionCreator:
-    """
-    The client connection creator for C{settings}, connecting to C{servername}.
-
-    With verification (the default), the server's chain must lead to a CA in
-    C{settings.ca} (or the platform's trust store when there is none) or in
-    C{extra_trust}, not be revoked by C{settings.crl}, and its certificate must
-    be valid for C{servername}, which is also sent as SNI unless it is an IP
-    address.  C{settings.pin_spki} pins the server's key on top of that, or
-    instead of it with C{VerifyMode.NONE}, which otherwise checks nothing:
-    insecure, for diagnosis only.
-
-    @raise ConfigurationError: for C{VerifyMode.OPTIONAL}, which is a server
-        policy, and for server-only options.
-    """
-    verify = settings.verify or VerifyMode.REQUIRED
-    if verify is VerifyMode.OPTIONAL:
-        raise ConfigurationError(
-            "--verify", "optional is a server policy; the client takes required or none"
-        )
-    if settings.sni or settings.sni_strict or settings.ocsp_response or settings.allowed:
-        raise ConfigurationError(
-            "--sni/--allow-*/--ocsp-response", "are server options, not client options"
-        )
-    trust = None
-    extra: dict[str, Any] = {}
-    if verify is VerifyMode.REQUIRED:
-        trust = _TrustRoot(
-            list(settings.trusted) + list(extra_trust),
-            platform=not settings.trusted,
-            crls=settings.crls,
-        )
-        extra["trustRoot"] = trust
-    options = _options(settings, settings.chain, settings.key, **extra)
-    context = options.getContext()
-    _finish(context, settings)
-    if settings.require_ocsp_staple:
-        context.set_ocsp_client_callback(_check_staple)
-    if trust is None:
-        # The same IDNA 2008 / UTS 46 encoding Twisted's verifying client uses.
-        sni = None if _is_ip_address(servername) else idna.encode(servername, uts46=True)
-        return _ClientCreator(options.clientConnectionForTLS, settings, None, sni)
-    verifying = ClientTLSOptions(options.clientConnectionForTLS, servername)
-    return _ClientCreator(verifying.clientConnectionForTLS, settings, trust)

@@ -19,7 +19,7 @@ from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
-from ._creators import client_creator
+from ._client_creators import client_creator
 from ._devcert import development_ca_path, is_loopback_host
 from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo

@@ -9,13 +9,11 @@ L{usage.UsageError} before anything starts; L{makeService} only assembles.
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from twisted.logger import Logger
 from twisted.python import usage
 
 from ._config import load_config
@@ -23,12 +21,10 @@ from ._echoserver import EchoServerFactory
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
 from ._logs import use_json_logs
+from ._plugin import PluginService, count, seconds
 from ._server import SETTINGS_OPTIONS, EchoService, ServerConfiguration
 
 __all__ = ["Options", "makeService"]
-
-_log = Logger()
-
 
 #: Options of the service (not TLS settings), with their defaults; the TOML
 #: file may set them too.
@@ -236,13 +232,13 @@ class Options(usage.Options):
             for name, default in SERVICE_DEFAULTS.items():
                 if self[name] is None:
                     self[name] = from_file.get(name, default)
-            self["reload-interval"] = _seconds(self["reload-interval"], "--reload-interval")
-            self["shutdown-timeout"] = _seconds(
+            self["reload-interval"] = seconds(self["reload-interval"], "--reload-interval")
+            self["shutdown-timeout"] = seconds(
                 self["shutdown-timeout"], "--shutdown-timeout", allow_zero=True
             )
             for name in ("handshake-timeout", "idle-timeout"):
-                self[name] = _seconds(self[name], f"--{name}")
-            self["max-connections"] = _count(self["max-connections"], "--max-connections")
+                self[name] = seconds(self[name], f"--{name}")
+            self["max-connections"] = count(self["max-connections"], "--max-connections")
             if self["log-format"] not in ("text", "json"):
                 raise ConfigurationError(
                     "--log-format", f"expected text or json, not {self['log-format']!r}"
@@ -258,81 +254,6 @@ class Options(usage.Options):
             use_json_logs(runner)
 
 
-def _seconds(value: str | None, option: str, allow_zero: bool = False) -> float | None:
-    """
-    A positive number of seconds from an option value, or L{None} if not given.
-    """
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ConfigurationError(option, f"not a number of seconds: {value!r}") from None
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
-        raise ConfigurationError(option, f"must be above 0, not {value!r}")
-    return seconds
-
-
-def _count(value: str, option: str) -> int:
-    """
-    A positive whole number from an option value.
-    """
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(option, f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise ConfigurationError(option, f"must be at least 1, not {value!r}")
-    return number
-
-
-class _PluginService(EchoService):
-    """
-    The echo service as twistd runs it: a port that cannot be bound ends the
-    process with one line on standard error and status 1, not a traceback;
-    SIGHUP reloads the TLS configuration; SIGTERM drains connections and
-    exits 0.
-    """
-
-    _previous_hangup: Any = None
-
-    def privilegedStartService(self) -> None:
-        _exit_on_configuration_error(super().privilegedStartService)
-
-    def startService(self) -> None:
-        _exit_on_configuration_error(super().startService)
-        reactor = self._reactor
-        self._previous_hangup = signal.signal(
-            signal.SIGHUP, lambda number, frame: reactor.callFromThread(self.reload)
-        )
-        # Twisted's own SIGTERM handler makes the process end by re-raising
-        # the signal; a drain that completed is a clean exit, status 0.  Ours
-        # is installed once the reactor runs, after Twisted's.
-        reactor.callWhenRunning(
-            signal.signal,
-            signal.SIGTERM,
-            lambda number, frame: reactor.callFromThread(reactor.stop),
-        )
-
-    def stopService(self) -> Any:
-        if self._previous_hangup is not None:
-            signal.signal(signal.SIGHUP, self._previous_hangup)
-            self._previous_hangup = None
-        return super().stopService()
-
-
-def _exit_on_configuration_error(start: Callable[[], None]) -> None:
-    try:
-        start()
-    except ConfigurationError as e:
-        _log.error("{error}", error=str(e))
-        # twistd has replaced sys.stderr with the log by now; say it on the
-        # real standard error too, where scripts look.
-        if sys.__stderr__ is not None:
-            sys.__stderr__.write(f"tlsecho: {e}\n")
-        raise SystemExit(1) from None
-
-
 def makeService(options: Mapping[str, Any]) -> EchoService:
     """
     The service that serves TLS echo on every configured endpoint.
@@ -342,7 +263,7 @@ def makeService(options: Mapping[str, Any]) -> EchoService:
         idle_timeout=options.get("idle-timeout", 300.0),
         max_connections=options.get("max-connections", 10_000),
     )
-    return _PluginService(
+    return PluginService(
         options["configuration"],
         factory=factory,
         reload_interval=options.get("reload-interval"),

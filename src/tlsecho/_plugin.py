@@ -1,0 +1,99 @@
+"""
+The echo service as the twistd and twist runners run it, and the parsing of the
+service's own option values.
+
+A port that cannot be bound ends the process with one line on standard error
+and status 1, not a traceback; SIGHUP reloads the TLS configuration; SIGTERM
+drains open connections and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from twisted.logger import Logger
+
+from ._errors import ConfigurationError
+from ._server import EchoService
+
+__all__ = ["PluginService", "count", "seconds"]
+
+_log = Logger()
+
+
+def seconds(value: str | None, option: str, allow_zero: bool = False) -> float | None:
+    """
+    A positive number of seconds from an option value, or L{None} if not given.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigurationError(option, f"not a number of seconds: {value!r}") from None
+    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+        raise ConfigurationError(option, f"must be above 0, not {value!r}")
+    return seconds
+
+
+def count(value: str, option: str) -> int:
+    """
+    A positive whole number from an option value.
+    """
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(option, f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise ConfigurationError(option, f"must be at least 1, not {value!r}")
+    return number
+
+
+class PluginService(EchoService):
+    """
+    The echo service as twistd runs it: a port that cannot be bound ends the
+    process with one line on standard error and status 1, not a traceback;
+    SIGHUP reloads the TLS configuration; SIGTERM drains connections and
+    exits 0.
+    """
+
+    _previous_hangup: Any = None
+
+    def privilegedStartService(self) -> None:
+        _exit_on_configuration_error(super().privilegedStartService)
+
+    def startService(self) -> None:
+        _exit_on_configuration_error(super().startService)
+        reactor = self._reactor
+        self._previous_hangup = signal.signal(
+            signal.SIGHUP, lambda number, frame: reactor.callFromThread(self.reload)
+        )
+        # Twisted's own SIGTERM handler makes the process end by re-raising
+        # the signal; a drain that completed is a clean exit, status 0.  Ours
+        # is installed once the reactor runs, after Twisted's.
+        reactor.callWhenRunning(
+            signal.signal,
+            signal.SIGTERM,
+            lambda number, frame: reactor.callFromThread(reactor.stop),
+        )
+
+    def stopService(self) -> Any:
+        if self._previous_hangup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hangup)
+            self._previous_hangup = None
+        return super().stopService()
+
+
+def _exit_on_configuration_error(start: Callable[[], None]) -> None:
+    try:
+        start()
+    except ConfigurationError as e:
+        _log.error("{error}", error=str(e))
+        # twistd has replaced sys.stderr with the log by now; say it on the
+        # real standard error too, where scripts look.
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(f"tlsecho: {e}\n")
+        raise SystemExit(1) from None
