@@ -6,8 +6,8 @@ pieces both sides share; L{tlsecho._client_creators} makes the client's.
 Both sides start from Twisted's L{CertificateOptions}.  Each pyOpenSSL context
 is built and finished (policy, callbacks, CRLs) once per settings value, never
 per connection: a context that has served a connection cannot be changed, so
-new settings mean a new creator.  Every callback handed to OpenSSL catches and logs its exceptions,
-which would otherwise vanish.
+new settings mean a new creator.  Every callback handed to OpenSSL catches and
+logs its exceptions, which would otherwise vanish.
 """
 
 from __future__ import annotations
