@@ -364,13 +364,22 @@ def test_readme_pin_recipe_authorizes(tls_files: TLSFiles, alice: ClientCert) ->
     assert _echo_as(_server(tls_files, allow_spki=(pin,)), tls_files, alice) == b"hello"
 
 
-def test_optional_verification_applies_rules_to_sent_certificates(
-    tls_files: TLSFiles, alice: ClientCert, mallory: ClientCert
-) -> None:
-    """With --verify optional, a certificate that is sent must still match a rule."""
-    server = _server(tls_files, verify=VerifyMode.OPTIONAL, allow_cn=("alice",))
-    assert _echo_as(server, tls_files, alice) == b"hello"
-    _assert_refused(_echo_as(server, tls_files, mallory))
+def test_rules_with_optional_verification_are_an_error(tls_files: TLSFiles) -> None:
+    """--allow-* with --verify optional is refused: clients without a certificate
+    would pass the rules unchecked."""
+    settings = TLSSettings(
+        certificate=tls_files.server_cert,
+        private_key=tls_files.server_key,
+        ca=(tls_files.client_ca,),
+        verify=VerifyMode.OPTIONAL,
+        allow_cn=("alice",),
+    )
+    with pytest.raises(ConfigurationError) as info:
+        server_creator(settings)
+    assert str(info.value) == (
+        "--allow-cn/--allow-dns/--allow-uri/--allow-spki: need --verify required "
+        "(and --ca): with optional, clients without a certificate would get in unchecked"
+    )
 
 
 def test_chain_is_verified_before_rules(
@@ -414,9 +423,8 @@ def test_rules_without_verify_are_an_error(
     with pytest.raises(ConfigurationError) as info:
         server_creator(settings)
     assert "--" + rule.replace("_", "-") in info.value.option
-    assert str(info.value) == (
-        "--allow-cn/--allow-dns/--allow-uri/--allow-spki: "
-        "need --verify optional or required (and --ca)"
+    assert str(info.value).startswith(
+        "--allow-cn/--allow-dns/--allow-uri/--allow-spki: need --verify required (and --ca)"
     )
 
 

@@ -204,10 +204,13 @@ def _check_serveable(settings: TLSSettings) -> None:
             f"{verify.value} needs --ca: the CA certificates that client "
             "certificates must chain to",
         )
-    if settings.allowed and verify is VerifyMode.NONE:
+    if settings.allowed and verify is not VerifyMode.REQUIRED:
+        # With "optional", a client that sends no certificate would pass every
+        # rule unchecked: refuse the combination rather than surprise.
         raise ConfigurationError(
             "--allow-cn/--allow-dns/--allow-uri/--allow-spki",
-            "need --verify optional or required (and --ca)",
+            "need --verify required (and --ca): with optional, clients without a "
+            "certificate would get in unchecked",
         )
     if settings.crls and verify is VerifyMode.NONE:
         raise ConfigurationError(
