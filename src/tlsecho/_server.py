@@ -18,7 +18,7 @@ from typing import Any, cast
 from cryptography import x509
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -281,7 +281,7 @@ class EchoService(MultiService):
         """
         if self._watch is not None and self._watch.running:
             self._watch.stop()
-        stopped: Deferred[Any] = ensureDeferred(_as_coroutine(super().stopService()))
+        stopped: Deferred[Any] = maybeDeferred(super().stopService)
         return stopped.addCallback(lambda _: self._drain())
 
     def _drain(self) -> Deferred[None]:
@@ -343,10 +343,6 @@ def _served(settings: TLSSettings) -> list[tuple[str, x509.Certificate]]:
     """The served certificates, named by the option that gives them."""
     served = [("--cert", settings.chain[0])] if settings.chain else []
     return served + [(entry.name, chain[0]) for entry, chain, _ in settings.sni_identities]
-
-
-async def _as_coroutine(result: Any) -> Any:
-    return await result if isinstance(result, Deferred) else result
 
 
 def _close_politely(protocol: Any) -> None:
