@@ -99,8 +99,8 @@ def _failure_reason(outcome: bytes | Failure) -> str:
 def _mismatch(files: TLSFiles) -> str:
     """The reason a client whose pins do not match the server's key gives."""
     return (
-        "certificate pin mismatch: the server's key (DNS:localhost, "
-        f"SPKI sha256/{_b64(_leaf_pin(files.server_cert))}) matches no --pin-spki"
+        "certificate pin mismatch: the server's key (DNS:localhost, IP:127.0.0.1, "
+        f"IP:::1, SPKI sha256/{_b64(_leaf_pin(files.server_cert))}) matches no --pin-spki"
     )
 
 

@@ -371,7 +371,7 @@ def test_toml_sni_tables(sni_files: SNIFiles) -> None:
     )
     configuration = _parse("--config", str(config))["configuration"]
     assert configuration.settings.sni == _entries(sni_files)
-    server = configuration.creator()
+    server = configuration.creator
     assert isinstance(server, ServerConnectionCreator)
     assert _served_names(server, EXACT) == [EXACT]
     assert _served_names(server, "api.example.test") == [WILDCARD]

@@ -21,23 +21,11 @@ from typing import IO, Any, NoReturn
 from cryptography import x509
 from twisted.python import usage
 
-from ._identity import spki_sha256
+from ._identity import CertificateNames, spki_sha256
 from ._policy import version_name
 from ._server import ServerConfiguration
 
 __all__ = ["main", "report"]
-
-
-def _names(certificate: x509.Certificate) -> list[str]:
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except x509.ExtensionNotFound:
-        return []
-    return [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)] + [
-        f"IP:{a}" for a in san.get_values_for_type(x509.IPAddress)
-    ]
 
 
 def _chain_report(
@@ -47,7 +35,7 @@ def _chain_report(
     certificates = [
         {
             "subject": c.subject.rfc4514_string(),
-            "names": _names(c),
+            "names": CertificateNames.of(c).alt_names(),
             "issuer": c.issuer.rfc4514_string(),
             "not_after": c.not_valid_after_utc.isoformat(),
             "days_left": (c.not_valid_after_utc - now).days,

@@ -15,13 +15,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from cryptography import x509
 from OpenSSL import SSL, crypto
 from service_identity import VerificationError
 from twisted.internet import error
 from twisted.python.failure import Failure
 
 from ._errors import PeerRejected
+from ._identity import CertificateNames, describe_identity
 
 #: Verify error codes (X509_V_ERR_*) that people meet, in words.
 _VERIFY_ERRORS: dict[int, str] = {
@@ -242,15 +242,7 @@ def certificate_names(transport: object) -> list[str]:
             return []
         certificate = chain[0]
 
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except x509.ExtensionNotFound:
-        return []
-    return [str(n) for n in san.get_values_for_type(x509.DNSName)] + [
-        str(n) for n in san.get_values_for_type(x509.IPAddress)
-    ]
+    return CertificateNames.of(certificate).hosts()
 
 
 def is_tls_failure(reason: Failure) -> bool:
@@ -317,20 +309,7 @@ def client_identity(transport: object) -> str | None:
     certificate = connection.get_peer_certificate(as_cryptography=True)
     if certificate is None:
         return None
-    common_names = [
-        f"CN={a.value!s}"
-        for a in certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    ]
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-        alt_names = [f"DNS:{n}" for n in san.get_values_for_type(x509.DNSName)] + [
-            f"URI:{u}" for u in san.get_values_for_type(x509.UniformResourceIdentifier)
-        ]
-    except x509.ExtensionNotFound:
-        alt_names = []
-    return ", ".join(common_names + alt_names) or certificate.subject.rfc4514_string()
+    return describe_identity(certificate, with_pin=False)
 
 
 def connection_summary(transport: object) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from ._errors import ConfigurationError
 
-__all__ = ["AllowList", "describe_identity", "parse_pin", "spki_sha256"]
+__all__ = ["AllowList", "CertificateNames", "describe_identity", "parse_pin", "spki_sha256"]
 
 
 def spki_sha256(certificate: x509.Certificate) -> bytes:
@@ -59,37 +59,70 @@ def parse_pin(text: str, option: str) -> bytes:
     return digest
 
 
-def _names(certificate: x509.Certificate) -> tuple[list[str], list[str], list[str]]:
+@dataclass(frozen=True)
+class CertificateNames:
     """
-    The subject common names, SAN DNS names and SAN URIs of C{certificate}.
+    Who a certificate names: subject common names and subject alternative names.
     """
-    common_names = [
-        str(a.value)
-        for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    ]
-    try:
-        san = certificate.extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        ).value
-    except x509.ExtensionNotFound:
-        return common_names, [], []
-    return (
-        common_names,
-        list(san.get_values_for_type(x509.DNSName)),
-        list(san.get_values_for_type(x509.UniformResourceIdentifier)),
-    )
+
+    common_names: tuple[str, ...]
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    uris: tuple[str, ...]
+
+    @classmethod
+    def of(cls, certificate: x509.Certificate) -> CertificateNames:
+        """
+        The names in C{certificate}.
+        """
+        common_names = tuple(
+            str(a.value)
+            for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        )
+        try:
+            san = certificate.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName
+            ).value
+        except x509.ExtensionNotFound:
+            return cls(common_names, (), (), ())
+        return cls(
+            common_names,
+            tuple(san.get_values_for_type(x509.DNSName)),
+            tuple(str(a) for a in san.get_values_for_type(x509.IPAddress)),
+            tuple(san.get_values_for_type(x509.UniformResourceIdentifier)),
+        )
+
+    def hosts(self) -> list[str]:
+        """
+        The DNS names and IP addresses, as a client matches them.
+        """
+        return [*self.dns_names, *self.ip_addresses]
+
+    def alt_names(self) -> list[str]:
+        """
+        The subject alternative names with their kind: C{DNS:..}, C{IP:..}, C{URI:..}.
+        """
+        return (
+            [f"DNS:{n}" for n in self.dns_names]
+            + [f"IP:{a}" for a in self.ip_addresses]
+            + [f"URI:{u}" for u in self.uris]
+        )
+
+    def labelled(self) -> list[str]:
+        """
+        Every name with its kind: C{CN=..}, then the alternative names.
+        """
+        return [f"CN={n}" for n in self.common_names] + self.alt_names()
 
 
-def describe_identity(certificate: x509.Certificate) -> str:
+def describe_identity(certificate: x509.Certificate, with_pin: bool = True) -> str:
     """
-    A certificate's identity for logs: CN, SAN DNS names and URIs, and SPKI pin.
+    A certificate's identity for logs: its names and (optionally) SPKI pin.
     """
-    common_names, dns_names, uris = _names(certificate)
-    parts = [f"CN={n}" for n in common_names]
-    parts += [f"DNS:{n}" for n in dns_names]
-    parts += [f"URI:{u}" for u in uris]
-    parts.append("SPKI sha256/" + base64.b64encode(spki_sha256(certificate)).decode())
-    return ", ".join(parts)
+    parts = CertificateNames.of(certificate).labelled()
+    if with_pin:
+        parts.append("SPKI sha256/" + base64.b64encode(spki_sha256(certificate)).decode())
+    return ", ".join(parts) or certificate.subject.rfc4514_string()
 
 
 @dataclass(frozen=True)
@@ -134,10 +167,10 @@ class AllowList:
         """
         if not self:
             return True
-        common_names, dns_names, uris = _names(certificate)
+        names = CertificateNames.of(certificate)
         return bool(
-            self.common_names.intersection(common_names)
-            or self.dns_names.intersection(n.lower().rstrip(".") for n in dns_names)
-            or self.uris.intersection(uris)
+            self.common_names.intersection(names.common_names)
+            or self.dns_names.intersection(n.lower().rstrip(".") for n in names.dns_names)
+            or self.uris.intersection(names.uris)
             or spki_sha256(certificate) in self.spki_pins
         )

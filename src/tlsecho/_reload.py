@@ -64,18 +64,21 @@ class ReloadingCreator:
     def __init__(
         self,
         creator: ServerConnectionCreator,
-        load: Callable[[], TLSSettings] | None = None,
+        load: Callable[[], ServerConnectionCreator] | None = None,
         on_reload: Callable[[TLSSettings | None], object] | None = None,
     ):
         """
         @param creator: The creator to start with.
         @param load: Reads the configuration again (the configuration file
-            included); by default the current settings re-read their files.
+            included) into a new creator; by default the current settings
+            re-read their files.
         @param on_reload: Told the new settings after each reload, or L{None}
             when one failed (for metrics).
         """
         self.current = creator
-        self._load = load or (lambda: self.current.settings.replace())
+        self._load = load or (
+            lambda: ServerConnectionCreator(self.current.settings.replace())
+        )
         self._on_reload = on_reload or (lambda settings: None)
         self.reloads_ok = 0
         self.reloads_failed = 0
@@ -93,8 +96,7 @@ class ReloadingCreator:
         @return: Whether the new configuration is now serving.
         """
         try:
-            settings = self._load()
-            creator = ServerConnectionCreator(settings)
+            creator = self._load()
         except ConfigurationError as e:
             self.reloads_failed += 1
             self._on_reload(None)
@@ -104,6 +106,7 @@ class ReloadingCreator:
             )
             return False
         self.current = creator
+        settings = creator.settings
         self.reloads_ok += 1
         self._on_reload(settings)
         leaf = settings.chain[0]

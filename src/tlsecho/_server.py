@@ -11,7 +11,7 @@ creator and echo factory; a port that cannot be bound fails start-up.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -83,12 +83,22 @@ class ServerConfiguration:
     @ivar development: The development certificate in use, if no certificate
         was configured.
     @ivar options: The flags this came from (with C{config}), to read it again.
+    @ivar values: The flags merged over the configuration file, every key
+        (service options included) as given.
+    @ivar creator: The server connection creator for these settings, built
+        (and so checked) once.
+
+    @raise ConfigurationError: if the settings cannot serve (no certificate,
+        client verification without CAs) or the development certificate would
+        serve beyond loopback.
     """
 
     settings: TLSSettings
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     development: DevelopmentCertificate | None = None
     options: Mapping[str, Any] | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    creator: ServerConnectionCreator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.development is not None:
@@ -98,6 +108,7 @@ class ServerConfiguration:
                     "the development certificate may only serve loopback; "
                     "give --cert and --key to listen elsewhere",
                 )
+        object.__setattr__(self, "creator", server_creator(self.settings))
 
     @classmethod
     def from_options(
@@ -133,22 +144,24 @@ class ServerConfiguration:
             from twisted.internet import reactor
         for description in listen:
             plain_server_endpoint(reactor, description)
-        configuration = cls(
-            settings=settings, listen=listen, development=development, options=dict(options)
+        return cls(
+            settings=settings,
+            listen=listen,
+            development=development,
+            options=dict(options),
+            values=values,
         )
-        configuration.creator()
-        return configuration
 
-    def reread(self) -> TLSSettings:
+    def reread(self) -> ServerConfiguration:
         """
-        The TLS settings read again: the configuration file (if any) and every
+        The configuration read again: the configuration file (if any) and every
         file it names.  Listeners are not changed by a reload.
 
         @raise ConfigurationError: if the result is invalid.
         """
         if self.options is None:
-            return self.settings.replace()
-        return ServerConfiguration.from_options(self.options).settings
+            return replace(self, settings=self.settings.replace())
+        return ServerConfiguration.from_options(self.options)
 
     def files(self) -> list[Path]:
         """
@@ -156,15 +169,6 @@ class ServerConfiguration:
         """
         config = (self.options or {}).get("config")
         return settings_files(self.settings) + ([Path(config)] if config else [])
-
-    def creator(self) -> ServerConnectionCreator:
-        """
-        The server connection creator for these settings.
-
-        @raise ConfigurationError: if the settings cannot serve (no certificate,
-            client verification without CAs).
-        """
-        return server_creator(self.settings)
 
 
 class EchoService(MultiService):
@@ -215,7 +219,7 @@ class EchoService(MultiService):
             site.setName("--metrics " + metrics)
             site.setServiceParent(self)
         self.creator = creator = ReloadingCreator(
-            configuration.creator(), configuration.reread, self._reloaded
+            configuration.creator, lambda: configuration.reread().creator, self._reloaded
         )
         self._reactor = reactor
         self._shutdown_timeout = shutdown_timeout

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from twisted.python import usage
 
-from ._config import load_config
 from ._echoserver import EchoServerFactory
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
@@ -224,14 +222,15 @@ class Options(usage.Options):
         Validate every setting; store the result as C{self["configuration"]}.
         """
         values = {
-            key: self[key] for key in ("listen", "config", *SETTINGS_OPTIONS) if key in self
+            key: self[key]
+            for key in ("listen", "config", *SETTINGS_OPTIONS, *SERVICE_DEFAULTS)
+            if key in self
         }
         try:
-            self["configuration"] = ServerConfiguration.from_options(values)
-            from_file = load_config(Path(self["config"])) if self["config"] else {}
+            configuration = ServerConfiguration.from_options(values)
+            self["configuration"] = configuration
             for name, default in SERVICE_DEFAULTS.items():
-                if self[name] is None:
-                    self[name] = from_file.get(name, default)
+                self[name] = configuration.values.get(name, default)
             self["reload-interval"] = seconds(self["reload-interval"], "--reload-interval")
             self["shutdown-timeout"] = seconds(
                 self["shutdown-timeout"], "--shutdown-timeout", allow_zero=True
