@@ -166,9 +166,16 @@ def client_creator(
         raise ConfigurationError(
             "--verify", "optional is a server policy; the client takes required or none"
         )
-    if settings.sni or settings.sni_strict or settings.ocsp_response or settings.allowed:
+    if (
+        settings.sni
+        or settings.sni_strict
+        or settings.ocsp_response
+        or settings.allowed
+        or settings.ticket_key_file
+    ):
         raise ConfigurationError(
-            "--sni/--allow-*/--ocsp-response", "are server options, not client options"
+            "--sni/--allow-*/--ocsp-response/--ticket-key-file",
+            "are server options, not client options",
         )
     trust = None
     extra: dict[str, Any] = {}

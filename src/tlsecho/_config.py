@@ -35,6 +35,7 @@ SCALAR_KEYS = frozenset(
         "max-tls",
         "ocsp-response",
         "keylog-file",
+        "ticket-key-file",
         # The service's options (see tlsecho.tap.SERVICE_DEFAULTS).
         "handshake-timeout",
         "idle-timeout",
@@ -49,7 +50,16 @@ SCALAR_KEYS = frozenset(
 BOOLEAN_KEYS = frozenset({"sni-strict"})
 #: Keys naming files, resolved relative to the configuration file.
 PATH_KEYS = frozenset(
-    {"cert", "key", "key-passphrase-file", "ca", "crl", "ocsp-response", "keylog-file"}
+    {
+        "cert",
+        "key",
+        "key-passphrase-file",
+        "ca",
+        "crl",
+        "ocsp-response",
+        "keylog-file",
+        "ticket-key-file",
+    }
 )
 
 

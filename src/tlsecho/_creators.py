@@ -39,6 +39,7 @@ from ._identity import describe_identity
 from ._pem import TLSPrivateKey
 from ._policy import INTERMEDIATE_CIPHERS, apply_policy
 from ._settings import TLSSettings, VerifyMode
+from ._tickets import install_ticket_keys, session_id_context
 
 __all__ = [
     "ServerConnectionCreator",
@@ -265,9 +266,23 @@ class ServerConnectionCreator:
                 else None
             ),
             requireCertificate=verify is VerifyMode.REQUIRED,
+            # Stateless tickets, so that TLS 1.3 sessions resume at all: with
+            # Twisted's default (no tickets, no session cache) a client is
+            # handed tickets that can never be used.
+            enableSessionTickets=True,
         )
         context = options.getContext()
         finish(context, settings)
+        context.set_session_id(
+            session_id_context(
+                verify.value,
+                settings.trusted,
+                settings.crls,
+                settings.allowed.rules(),
+            )
+        )
+        if settings.ticket_keys is not None:
+            install_ticket_keys(context, settings.ticket_keys)
         context.set_verify(context.get_verify_mode(), self._verify)
         if settings.allowed:
             _reject_as_bad_certificate(context)

@@ -161,6 +161,18 @@ class AllowList:
     def __bool__(self) -> bool:
         return bool(self.common_names or self.dns_names or self.uris or self.spki_pins)
 
+    def rules(self) -> list[str]:
+        """
+        Every entry as text (C{cn:...}, C{dns:...}, C{uri:...}, C{spki:HEX}),
+        sorted: the same list for the same rules.
+        """
+        return sorted(
+            [f"cn:{name}" for name in self.common_names]
+            + [f"dns:{name}" for name in self.dns_names]
+            + [f"uri:{uri}" for uri in self.uris]
+            + [f"spki:{pin.hex()}" for pin in self.spki_pins]
+        )
+
     def allows(self, certificate: x509.Certificate) -> bool:
         """
         Whether C{certificate} matches any entry (or the list is empty).

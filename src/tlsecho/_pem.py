@@ -204,15 +204,16 @@ def load_private_key(
     return key
 
 
-def check_private_file(path: Path, option: str) -> None:
+def check_private_file(path: Path, option: str, what: str = "private key") -> None:
     """
-    Refuse a private key file that users other than the owner and group can read.
+    Refuse a secret file (a private key, by default) that users other than
+    the owner and group can read.
     """
     mode = path.stat().st_mode
     if mode & 0o004:
         raise ConfigurationError(
             option,
-            f"private key file is readable by other users (mode {mode & 0o777:04o}); "
+            f"{what} file is readable by other users (mode {mode & 0o777:04o}); "
             f"fix it with: chmod o-rwx {path}",
             path,
         )

@@ -3,7 +3,8 @@ Reload the TLS configuration without dropping connections.
 
 A L{ReloadingCreator} is the connection creator every listener uses; it hands
 each new connection to the current L{ServerConnectionCreator}.  L{reload} reads
-every file again (certificate, key, CAs, CRLs, SNI certificates, OCSP response)
+every file again (certificate, key, CAs, CRLs, SNI certificates, OCSP response,
+session-ticket keys)
 into new settings and, only if they are valid, swaps in a new creator in one
 assignment.  Connections already open keep the context they were made with; a
 reload that fails logs one line and leaves the old configuration serving.
@@ -42,6 +43,7 @@ def settings_files(settings: TLSSettings) -> list[Path]:
         settings.private_key,
         settings.key_passphrase_file,
         settings.ocsp_response,
+        settings.ticket_key_file,
         *settings.ca,
         *settings.crl,
     ]

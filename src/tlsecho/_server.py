@@ -63,6 +63,7 @@ SETTINGS_OPTIONS = {
     "crl": "crl",
     "ocsp-response": "ocsp_response",
     "keylog-file": "keylog_file",
+    "ticket-key-file": "ticket_key_file",
 }
 #: Options that are on/off switches.
 SWITCHES = frozenset({"sni-strict"})

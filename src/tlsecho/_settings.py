@@ -35,6 +35,7 @@ from ._policy import (
     version_name,
 )
 from ._revocation import load_crl, load_ocsp_response
+from ._tickets import load_ticket_keys
 
 __all__ = [
     "DEFAULT_CIPHERS",
@@ -188,6 +189,8 @@ class TLSSettings:
     @ivar ocsp_response: Server: DER OCSP response for C{certificate}, stapled.
     @ivar require_ocsp_staple: Client: insist on a good stapled OCSP response.
     @ivar keylog_file: Append TLS secrets here (NSS key log format); debugging.
+    @ivar ticket_key_file: Server: 80 bytes of session-ticket keys shared by
+        every process that should resume the others' sessions.
 
     Loaded and resolved when made (not arguments):
 
@@ -200,6 +203,7 @@ class TLSSettings:
     @ivar sni_identities: Each C{sni} entry with its chain and key.
     @ivar crls: The loaded CRLs.
     @ivar ocsp_staple: The checked OCSP response bytes to staple.
+    @ivar ticket_keys: The session-ticket keys read from C{ticket_key_file}.
 
     @raise ConfigurationError: naming the option, the file and the reason, for
         any invalid setting.
@@ -226,6 +230,7 @@ class TLSSettings:
     ocsp_response: Path | None = None
     require_ocsp_staple: bool = False
     keylog_file: Path | None = None
+    ticket_key_file: Path | None = None
 
     chain: tuple[x509.Certificate, ...] = field(
         init=False, repr=False, compare=False, default=()
@@ -248,6 +253,7 @@ class TLSSettings:
         init=False, repr=False, compare=False, default=()
     )
     ocsp_staple: bytes | None = field(init=False, repr=False, compare=False, default=None)
+    ticket_keys: bytes | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -295,6 +301,8 @@ class TLSSettings:
             self._set(
                 "ocsp_staple", load_ocsp_response(self.ocsp_response, self.chain[0], issuer)
             )
+        if self.ticket_key_file is not None:
+            self._set("ticket_keys", load_ticket_keys(self.ticket_key_file))
         for value in self.alpn:
             if not value or len(value.encode()) > 255:
                 raise ConfigurationError(
@@ -311,6 +319,7 @@ class TLSSettings:
             "key_passphrase_file",
             "ocsp_response",
             "keylog_file",
+            "ticket_key_file",
         ):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
@@ -407,6 +416,7 @@ class TLSSettings:
         ocsp_response: str | None = None,
         require_ocsp_staple: bool = False,
         keylog_file: str | None = None,
+        ticket_key_file: str | None = None,
     ) -> TLSSettings:
         """
         Build settings from option values as a user typed them.
@@ -442,4 +452,5 @@ class TLSSettings:
             ocsp_response=path(ocsp_response),
             require_ocsp_staple=require_ocsp_staple,
             keylog_file=path(keylog_file),
+            ticket_key_file=path(ticket_key_file),
         )

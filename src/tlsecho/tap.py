@@ -156,6 +156,13 @@ class Options(usage.Options):
             "text, or json: one JSON object per line, with each connection's fields "
             "[text].",
         ],
+        [
+            "ticket-key-file",
+            None,
+            None,
+            "80 bytes ('openssl rand 80') of session-ticket keys, shared by the "
+            "processes that should resume each other's TLS sessions [per process].",
+        ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
     ]
     optFlags = [
