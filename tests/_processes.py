@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -180,3 +181,17 @@ def run_client(
         timeout=timeout,
         check=False,
     )
+
+
+def metrics_of(server: ServerProcess) -> dict[str, float]:
+    """Scrape the server's ``--metrics`` endpoint: each sample's value by its name."""
+    match = server.wait_for(r"tlsecho metrics on (http://\S+/metrics)")
+    with urllib.request.urlopen(match.group(1), timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values

@@ -11,25 +11,11 @@ import re
 import signal
 import socket
 import ssl
-import urllib.request
 
 from cryptography import x509
 
-from _processes import run_client, start_server
+from _processes import metrics_of, run_client, start_server
 from conftest import TLSFiles
-
-
-def _metrics(server: object) -> dict[str, float]:
-    match = server.wait_for(r"tlsecho metrics on (http://\S+/metrics)")  # type: ignore[attr-defined]
-    with urllib.request.urlopen(match.group(1), timeout=10) as response:
-        assert response.headers["Content-Type"].startswith("text/plain")
-        text = response.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def _tls(port: int, tls_files: TLSFiles) -> ssl.SSLSocket:
@@ -77,7 +63,7 @@ def test_metrics_limits_and_log_fields(servers: list, tls_files: TLSFiles) -> No
         assert first.recv(100) == b"still served\n"
         os.kill(server.process.pid, signal.SIGHUP)
         server.wait_for("reloaded the TLS configuration")
-        values = _metrics(server)
+        values = metrics_of(server)
     finally:
         first.close()
         second.close()

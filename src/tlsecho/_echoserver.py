@@ -11,6 +11,8 @@ amount of memory.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +41,7 @@ from ._diagnosis import (
     is_tls_failure,
     is_tls_transport,
 )
+from ._proxy import proxy_details
 
 __all__ = ["EchoServerFactory", "EchoServerProtocol"]
 
@@ -176,25 +179,39 @@ class EchoServerProtocol(Protocol):
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
         transport = cast(ITransport, self.transport)
-        if self._ended_by is not None:
+        header_error, proxy = proxy_details(transport)
+        if header_error is not None:
+            words = header_error
+        elif self._ended_by is not None:
             words = self._ended_by
         elif reason is not None:
             words = describe_failure(reason, transport)
         else:
             words = "closed"
-        failed = (reason is not None and is_tls_failure(reason)) or (
-            not self.handshake_done
-            and (
-                self._ended_by is not None
-                # Reset mid-handshake: typically a client that rejected our
-                # certificate.
-                or (reason is not None and reason.check(ConnectionLost) is not None)
+        failed = (
+            header_error is not None
+            or (reason is not None and is_tls_failure(reason))
+            or (
+                not self.handshake_done
+                and (
+                    self._ended_by is not None
+                    # Reset mid-handshake: typically a client that rejected our
+                    # certificate.
+                    or (reason is not None and reason.check(ConnectionLost) is not None)
+                )
             )
         )
         return {
             "peer": format_address(transport.getPeer()) if transport else "?",
             "failed": failed,
-            "stage": "TLS" if self.handshake_done else "TLS handshake",
+            "via": format_address(proxy) if proxy is not None else None,
+            "stage": (
+                "PROXY header"
+                if header_error
+                else "TLS"
+                if self.handshake_done
+                else "TLS handshake"
+            ),
             "reason": words,
             "bytes_in": self.bytes_received,
             "bytes_out": self.bytes_received,
@@ -242,6 +259,9 @@ def format_address(address: object) -> str:
     if host is None:
         name = getattr(address, "name", None)
         return f"unix:{name.decode() if isinstance(name, bytes) else name or '?'}"
+    # Canonical text: a PROXY v2 header's IPv6 address arrives uncompressed.
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 

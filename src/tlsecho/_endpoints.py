@@ -27,6 +27,7 @@ from twisted.internet.interfaces import (
 )
 
 from ._errors import ConfigurationError
+from ._proxy import PROXY_PREFIX, proxy_endpoint
 
 __all__ = [
     "client_endpoint",
@@ -34,6 +35,7 @@ __all__ = [
     "plain_server_endpoint",
     "require_loopback",
     "server_endpoint",
+    "transport_endpoint",
 ]
 
 #: Endpoint types that already carry TLS: tlsecho adds TLS itself.
@@ -122,7 +124,25 @@ def server_endpoint(
     @param creator: From L{tlsecho.server_creator}.
     @raise ConfigurationError: for a bad description.
     """
-    return wrapServerTLS(creator, plain_server_endpoint(reactor, description))
+    return wrapServerTLS(creator, transport_endpoint(reactor, description))
+
+
+def transport_endpoint(
+    reactor: Any, description: str, inner: IStreamServerEndpoint | None = None
+) -> IStreamServerEndpoint:
+    """
+    The endpoint below TLS for C{description}: as Twisted parses it, but with
+    tlsecho's logging PROXY protocol wrapper for C{haproxy:} descriptions.
+
+    @param inner: The endpoint under any C{haproxy:} prefix, if already made
+        (a socket inherited from the main process, say).
+    @raise ConfigurationError: for a bad description.
+    """
+    plain_server_endpoint(reactor, description)
+    if description[: len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
+        below = description[len(PROXY_PREFIX) :]
+        return proxy_endpoint(inner or transport_endpoint(reactor, below))
+    return inner or plain_server_endpoint(reactor, description)
 
 
 def require_loopback(description: str, why: str) -> None:

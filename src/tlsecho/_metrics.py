@@ -126,7 +126,7 @@ class ServerMetrics:
                 cipher=fields["cipher"] or "",
             ).inc()
             self.handshake_seconds.observe(fields["handshake_seconds"])
-        elif fields["failed"]:
+        elif fields["failed"] and fields["stage"] != "PROXY header":
             self.handshakes.labels(outcome="failed", version="", cipher="").inc()
         if fields["failed"]:
             self.failures.labels(reason=fields["reason"]).inc()
