@@ -64,10 +64,14 @@ def test_service_unit_runs_the_plugin_with_systemd_listen() -> None:
     assert "ListenStream=0.0.0.0:443" in (UNITS / "tlsecho.socket").read_text()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_socket_activation_serves_on_the_inherited_socket(
-    servers: list, tls_files: TLSFiles
+    servers: list, tls_files: TLSFiles, workers: str
 ) -> None:
-    """Given a listening socket as systemd passes it, the server serves echo on it."""
+    """
+    Given a listening socket as systemd passes it, the server serves echo on
+    it; with workers, they adopt it from the main process.
+    """
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     try:
@@ -84,6 +88,8 @@ def test_socket_activation_serves_on_the_inherited_socket(
                 str(tls_files.server_cert),
                 "--key",
                 str(tls_files.server_key),
+                "--workers",
+                workers,
             ],
             env={"TLSECHO_TEST_SOCKET": str(listener.fileno())},
             command=[sys.executable, "-c"],
@@ -97,3 +103,5 @@ def test_socket_activation_serves_on_the_inherited_socket(
         f"127.0.0.1:{port}", "--ca", str(tls_files.ca), payload=b"adopted\n"
     )
     assert (result.returncode, result.stdout) == (0, b"adopted\n"), result.stderr
+    if workers == "2":
+        server.wait_for(rf"\[worker 2\] tlsecho listening on 127\.0\.0\.1:{port} ")

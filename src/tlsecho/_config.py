@@ -44,6 +44,7 @@ SCALAR_KEYS = frozenset(
         "reload-interval",
         "metrics",
         "log-format",
+        "workers",
     }
 )
 #: Keys whose value is true or false.

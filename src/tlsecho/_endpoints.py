@@ -27,7 +27,7 @@ from twisted.internet.interfaces import (
 )
 
 from ._errors import ConfigurationError
-from ._proxy import PROXY_PREFIX, proxy_endpoint
+from ._proxy import proxy_endpoint, split_proxy
 
 __all__ = [
     "client_endpoint",
@@ -35,7 +35,6 @@ __all__ = [
     "plain_server_endpoint",
     "require_loopback",
     "server_endpoint",
-    "transport_endpoint",
 ]
 
 #: Endpoint types that already carry TLS: tlsecho adds TLS itself.
@@ -113,7 +112,10 @@ def _check_port(description: str, option: str) -> None:
 
 
 def server_endpoint(
-    reactor: Any, description: str, creator: IOpenSSLServerConnectionCreator
+    reactor: Any,
+    description: str,
+    creator: IOpenSSLServerConnectionCreator,
+    inner: IStreamServerEndpoint | None = None,
 ) -> IStreamServerEndpoint:
     """
     A TLS server endpoint: the endpoint C{description} names, with TLS on top.
@@ -122,27 +124,17 @@ def server_endpoint(
     @param description: A Twisted server endpoint description such as
         C{"tcp:8443:interface=127.0.0.1"} or C{"haproxy:tcp:8443"}; never C{ssl:}.
     @param creator: From L{tlsecho.server_creator}.
+    @param inner: The endpoint to use below any C{haproxy:} prefix instead of
+        the one the description names (a socket inherited from the main
+        process, say).
     @raise ConfigurationError: for a bad description.
     """
-    return wrapServerTLS(creator, transport_endpoint(reactor, description))
-
-
-def transport_endpoint(
-    reactor: Any, description: str, inner: IStreamServerEndpoint | None = None
-) -> IStreamServerEndpoint:
-    """
-    The endpoint below TLS for C{description}: as Twisted parses it, but with
-    tlsecho's logging PROXY protocol wrapper for C{haproxy:} descriptions.
-
-    @param inner: The endpoint under any C{haproxy:} prefix, if already made
-        (a socket inherited from the main process, say).
-    @raise ConfigurationError: for a bad description.
-    """
-    plain_server_endpoint(reactor, description)
-    if description[: len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
-        below = description[len(PROXY_PREFIX) :]
-        return proxy_endpoint(inner or transport_endpoint(reactor, below))
-    return inner or plain_server_endpoint(reactor, description)
+    below, proxied = split_proxy(description)
+    endpoint = inner or plain_server_endpoint(reactor, below)
+    if proxied:
+        # The PROXY header comes first, TLS after it.
+        endpoint = proxy_endpoint(endpoint)
+    return wrapServerTLS(creator, endpoint)
 
 
 def require_loopback(description: str, why: str) -> None:

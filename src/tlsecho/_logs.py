@@ -15,7 +15,12 @@ from typing import IO, Any
 
 from twisted.logger import ILogObserver, jsonFileLogObserver
 
-__all__ = ["json_lines_observer", "json_stdout_observer", "use_json_logs"]
+__all__ = [
+    "json_lines_observer",
+    "json_stdout_observer",
+    "relay_logs_to_main_process",
+    "use_json_logs",
+]
 
 
 def json_lines_observer(out: IO[Any]) -> ILogObserver:
@@ -46,3 +51,11 @@ def use_json_logs(runner_options: Any) -> None:
     elif runner_options.get("logger") is None:
         # twistd: an observer factory named like --logger would.
         runner_options["logger"] = f"{__name__}.json_stdout_observer"
+
+
+def relay_logs_to_main_process(runner_options: Any) -> None:
+    """
+    In a worker (run by C{twist}): write every event as Twisted's JSON, which
+    the main process reads back and logs as its own.
+    """
+    runner_options["fileLogObserverFactory"] = jsonFileLogObserver

@@ -9,17 +9,20 @@ drains open connections and exits 0.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
 from ._errors import ConfigurationError
 from ._server import EchoService
+from ._workers import WorkerSupervisor
 
-__all__ = ["PluginService", "count", "seconds"]
+__all__ = ["PluginService", "SupervisorService", "count", "seconds"]
 
 _log = Logger()
 
@@ -52,7 +55,42 @@ def count(value: str, option: str) -> int:
     return number
 
 
-class PluginService(EchoService):
+class _RunnerSignals:
+    """
+    How the twistd and twist runners' services take signals: SIGHUP reloads,
+    SIGTERM stops (draining) with a clean exit.
+    """
+
+    _reactor: Any
+    _previous_hangup: Any = None
+
+    def _install_signals(self, reload: Callable[[], object]) -> None:
+        reactor = self._reactor
+        self._previous_hangup = signal.signal(
+            signal.SIGHUP, lambda number, frame: reactor.callFromThread(reload)
+        )
+
+        # Twisted's own SIGTERM handler makes the process end by re-raising
+        # the signal; a drain that completed is a clean exit, status 0.  Ours
+        # is installed once the reactor runs, after Twisted's.
+        def stop() -> None:
+            # A second SIGTERM while draining changes nothing.
+            with contextlib.suppress(ReactorNotRunning):
+                reactor.stop()
+
+        reactor.callWhenRunning(
+            signal.signal,
+            signal.SIGTERM,
+            lambda number, frame: reactor.callFromThread(stop),
+        )
+
+    def _restore_signals(self) -> None:
+        if self._previous_hangup is not None:
+            signal.signal(signal.SIGHUP, self._previous_hangup)
+            self._previous_hangup = None
+
+
+class PluginService(_RunnerSignals, EchoService):
     """
     The echo service as twistd runs it: a port that cannot be bound ends the
     process with one line on standard error and status 1, not a traceback;
@@ -60,30 +98,34 @@ class PluginService(EchoService):
     exits 0.
     """
 
-    _previous_hangup: Any = None
-
     def privilegedStartService(self) -> None:
         _exit_on_configuration_error(super().privilegedStartService)
 
     def startService(self) -> None:
         _exit_on_configuration_error(super().startService)
-        reactor = self._reactor
-        self._previous_hangup = signal.signal(
-            signal.SIGHUP, lambda number, frame: reactor.callFromThread(self.reload)
-        )
-        # Twisted's own SIGTERM handler makes the process end by re-raising
-        # the signal; a drain that completed is a clean exit, status 0.  Ours
-        # is installed once the reactor runs, after Twisted's.
-        reactor.callWhenRunning(
-            signal.signal,
-            signal.SIGTERM,
-            lambda number, frame: reactor.callFromThread(reactor.stop),
-        )
+        self._install_signals(self.reload)
 
     def stopService(self) -> Any:
-        if self._previous_hangup is not None:
-            signal.signal(signal.SIGHUP, self._previous_hangup)
-            self._previous_hangup = None
+        self._restore_signals()
+        return super().stopService()
+
+
+class SupervisorService(_RunnerSignals, WorkerSupervisor):
+    """
+    The main process of C{--workers N} as twistd runs it: a port that cannot
+    be bound ends it with one line and status 1; SIGHUP and SIGTERM go on to
+    every worker.
+    """
+
+    def privilegedStartService(self) -> None:
+        _exit_on_configuration_error(super().privilegedStartService)
+
+    def startService(self) -> None:
+        super().startService()
+        self._install_signals(self.reload)
+
+    def stopService(self) -> Any:
+        self._restore_signals()
         return super().stopService()
 
 

@@ -21,10 +21,20 @@ from twisted.protocols.haproxy._wrapper import (
     HAProxyWrappingFactory,
 )
 
-__all__ = ["PROXY_PREFIX", "proxy_details", "proxy_endpoint"]
+__all__ = ["proxy_details", "proxy_endpoint", "split_proxy"]
 
 #: The endpoint description prefix that asks for the PROXY protocol.
 PROXY_PREFIX = "haproxy:"
+
+
+def split_proxy(description: str) -> tuple[str, bool]:
+    """
+    The endpoint description below a C{haproxy:} prefix, and whether there
+    was one.
+    """
+    if description[: len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
+        return description[len(PROXY_PREFIX) :], True
+    return description, False
 
 
 class _LoggedProxyWrapper(HAProxyProtocolWrapper):

@@ -10,7 +10,7 @@ creator and echo factory; a port that cannot be bound fails start-up.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +19,7 @@ from cryptography import x509
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import (
     IListeningPort,
@@ -27,6 +28,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._config import load_config
@@ -39,7 +41,7 @@ from ._metrics import ServerMetrics, metrics_site
 from ._reload import FileWatch, ReloadingCreator, settings_files
 from ._settings import TLSSettings
 
-__all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration"]
+__all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration", "listen_now"]
 
 #: Server options that are TLS settings, and the TLSSettings.from_strings
 #: argument each becomes.
@@ -113,13 +115,16 @@ class ServerConfiguration:
 
     @classmethod
     def from_options(
-        cls, options: Mapping[str, Any], reactor: Any = None
+        cls, options: Mapping[str, Any], reactor: Any = None, check_listen: bool = True
     ) -> ServerConfiguration:
         """
         Merge C{--config} and flags (C{None} or an empty list: not given) and
         validate the result.
 
         @param reactor: Used only to parse endpoint descriptions.
+        @param check_listen: Whether to parse each C{--listen} description; a
+            worker, which adopts sockets its main process made from them, does
+            not (a C{systemd:} description only parses in the main process).
         @raise ConfigurationError: for any invalid setting.
         """
         values: dict[str, Any] = {}
@@ -143,7 +148,7 @@ class ServerConfiguration:
         listen = tuple(values.get("listen") or (DEFAULT_LISTEN,))
         if reactor is None:
             from twisted.internet import reactor
-        for description in listen:
+        for description in listen if check_listen else ():
             plain_server_endpoint(reactor, description)
         return cls(
             settings=settings,
@@ -162,7 +167,7 @@ class ServerConfiguration:
         """
         if self.options is None:
             return replace(self, settings=self.settings.replace())
-        return ServerConfiguration.from_options(self.options)
+        return ServerConfiguration.from_options(self.options, check_listen=False)
 
     def files(self) -> list[Path]:
         """
@@ -187,6 +192,7 @@ class EchoService(MultiService):
         reload_interval: float | None = None,
         shutdown_timeout: float = 10.0,
         metrics: str | None = None,
+        inherited: Sequence[tuple[int, int]] | None = None,
     ):
         """
         @param configuration: What to serve, where.
@@ -198,6 +204,9 @@ class EchoService(MultiService):
             before they are closed.
         @param metrics: A server endpoint description where to serve
             Prometheus metrics (plain HTTP, C{/metrics}); L{None}: none.
+        @param inherited: In a worker: the listening sockets (descriptor,
+            address family) its main process made, one per C{--listen}, to
+            adopt instead of binding.
         """
         super().__init__()
         if reactor is None:
@@ -230,10 +239,14 @@ class EchoService(MultiService):
             self._watch = LoopingCall(lambda: watch.changed() and self.reload())
             self._watch.clock = reactor
             self._reload_interval = reload_interval
-        for description in configuration.listen:
+        for index, description in enumerate(configuration.listen):
+            adopted = None
+            if inherited is not None:
+                descriptor, family = inherited[index]
+                adopted = AdoptedStreamServerEndpoint(reactor, descriptor, family)
             service = StreamServerEndpointService(
                 _AnnouncingEndpoint(
-                    server_endpoint(reactor, description, creator), description
+                    server_endpoint(reactor, description, creator, adopted), description
                 ),
                 self.factory,
             )
@@ -363,18 +376,48 @@ def _close_politely(protocol: Any) -> None:
 
 
 def _bind(service: IService, start: Callable[[], None]) -> None:
+    _listen_errors(start, service.name)
+
+
+def _listen_errors(start: Callable[[], object], description: str) -> None:
+    """
+    Call C{start}; turn a failure to listen into a one-line configuration
+    error naming the C{--listen} description.
+    """
     try:
         start()
     except CannotListenError as e:
         reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
         raise ConfigurationError(
-            "--listen", f"{service.name}: cannot listen: {reason}"
+            "--listen", f"{description}: cannot listen: {reason}"
         ) from None
     except (OSError, OverflowError, ValueError) as e:
         # Anything else the system refuses (a bad UNIX path, say): one line too.
-        raise ConfigurationError(
-            "--listen", f"{service.name}: cannot listen: {e}"
-        ) from None
+        raise ConfigurationError("--listen", f"{description}: cannot listen: {e}") from None
+
+
+def listen_now(
+    endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str
+) -> IListeningPort:
+    """
+    Listen on an endpoint that binds at once (TCP, UNIX, adopted sockets) and
+    return the port.
+
+    @raise ConfigurationError: naming C{description}, if it cannot listen.
+    """
+    results: list[IListeningPort | Failure] = []
+
+    def listen() -> None:
+        endpoint.listen(factory).addBoth(results.append)
+        if results and isinstance(results[0], Failure):
+            results[0].raiseException()
+
+    _listen_errors(listen, description)
+    if not results:
+        raise ConfigurationError("--listen", f"{description}: did not listen at once")
+    port = results[0]
+    assert not isinstance(port, Failure)
+    return port
 
 
 @implementer(IStreamServerEndpoint)

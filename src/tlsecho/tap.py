@@ -9,18 +9,21 @@ L{usage.UsageError} before anything starts; L{makeService} only assembles.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from twisted.application.service import MultiService
 from twisted.python import usage
 
 from ._echoserver import EchoServerFactory
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
-from ._logs import use_json_logs
-from ._plugin import PluginService, count, seconds
-from ._server import SETTINGS_OPTIONS, EchoService, ServerConfiguration
+from ._logs import relay_logs_to_main_process, use_json_logs
+from ._plugin import PluginService, SupervisorService, count, seconds
+from ._server import SETTINGS_OPTIONS, ServerConfiguration
+from ._workers import MainProcessWatch, inherited_sockets
 
 __all__ = ["Options", "makeService"]
 
@@ -34,6 +37,7 @@ SERVICE_DEFAULTS: dict[str, str | None] = {
     "reload-interval": None,
     "metrics": None,
     "log-format": "text",
+    "workers": "1",
 }
 
 #: The options that may be given several times.
@@ -163,6 +167,13 @@ class Options(usage.Options):
             "80 bytes ('openssl rand 80') of session-ticket keys, shared by the "
             "processes that should resume each other's TLS sessions [per process].",
         ],
+        [
+            "workers",
+            None,
+            None,
+            "Serve from N worker processes sharing the listening sockets; the main "
+            "process restarts any that dies and passes SIGHUP and SIGTERM on [1].",
+        ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
     ]
     optFlags = [
@@ -216,6 +227,8 @@ class Options(usage.Options):
         standard output.  Used on its own (in tests, or embedded), this raises
         L{usage.UsageError} as usual.
         """
+        #: The arguments as given, for worker processes to get the same.
+        self.arguments = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
@@ -233,8 +246,11 @@ class Options(usage.Options):
             for key in ("listen", "config", *SETTINGS_OPTIONS, *SERVICE_DEFAULTS)
             if key in self
         }
+        self["inherited"] = inherited_sockets(dict(os.environ))
         try:
-            configuration = ServerConfiguration.from_options(values)
+            configuration = ServerConfiguration.from_options(
+                values, check_listen=self["inherited"] is None
+            )
             self["configuration"] = configuration
             for name, default in SERVICE_DEFAULTS.items():
                 self[name] = configuration.values.get(name, default)
@@ -245,6 +261,13 @@ class Options(usage.Options):
             for name in ("handshake-timeout", "idle-timeout"):
                 self[name] = seconds(self[name], f"--{name}")
             self["max-connections"] = count(self["max-connections"], "--max-connections")
+            self["workers"] = count(self["workers"], "--workers")
+            if self["workers"] > 1 and self["metrics"] is not None:
+                raise ConfigurationError(
+                    "--metrics",
+                    "is not available with --workers above 1 yet: each worker "
+                    "counts only its own connections",
+                )
             if self["log-format"] not in ("text", "json"):
                 raise ConfigurationError(
                     "--log-format", f"expected text or json, not {self['log-format']!r}"
@@ -256,23 +279,41 @@ class Options(usage.Options):
         except ConfigurationError as e:
             raise usage.UsageError(str(e)) from None
         runner = getattr(self, "parent", None)
-        if self["log-format"] == "json" and runner is not None:
+        if runner is None:
+            return
+        if self["inherited"] is not None:
+            relay_logs_to_main_process(runner)
+        elif self["log-format"] == "json":
             use_json_logs(runner)
 
 
-def makeService(options: Mapping[str, Any]) -> EchoService:
+def makeService(options: Mapping[str, Any]) -> MultiService:
     """
-    The service that serves TLS echo on every configured endpoint.
+    The service that serves TLS echo on every configured endpoint: itself, or
+    with C{--workers} above 1, from worker processes it keeps running.
     """
+    workers = options.get("workers", 1)
+    inherited = options.get("inherited")
+    if workers > 1 and inherited is None:
+        return SupervisorService(
+            options["configuration"],
+            getattr(options, "arguments", []),
+            workers,
+            shutdown_timeout=options.get("shutdown-timeout") or 0.0,
+        )
     factory = EchoServerFactory(
         handshake_timeout=options.get("handshake-timeout", 10.0),
         idle_timeout=options.get("idle-timeout", 300.0),
         max_connections=options.get("max-connections", 10_000),
     )
-    return PluginService(
+    service = PluginService(
         options["configuration"],
         factory=factory,
         reload_interval=options.get("reload-interval"),
         shutdown_timeout=options.get("shutdown-timeout") or 0.0,
         metrics=options.get("metrics"),
+        inherited=inherited,
     )
+    if inherited is not None:
+        MainProcessWatch().setServiceParent(service)
+    return service

@@ -1,0 +1,358 @@
+"""
+Several worker processes on one machine (C{--workers N}), the pre-fork
+pattern of Twisted's C{adoptStreamPort}.
+
+The main process binds every C{--listen} socket once (systemd's sockets too)
+and starts N workers: C{python -m twisted tlsecho} with the same arguments,
+each socket handed over as an inherited file descriptor which the worker adopts
+(L{AdoptedStreamServerEndpoint}) under the same PROXY and TLS layers.  The
+kernel gives each new connection to whichever worker accepts it first.
+
+The main process restarts a worker that dies (at once, or after a pause if it
+dies young), forwards SIGHUP to every worker (each reloads), and on SIGTERM
+stops accepting, forwards it (each drains) and exits once all have exited.
+Workers log through the main process: each writes its log events as JSON to a
+pipe, and the main process publishes them as its own, marked with the worker
+number, so they go wherever the runner's log goes.  A worker whose main
+process is gone (its standard input closes) drains and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, cast
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.logger import Logger, eventFromJSON, globalLogPublisher
+from twisted.python.failure import Failure
+
+from ._echoserver import format_address
+from ._endpoints import plain_server_endpoint
+from ._proxy import split_proxy
+from ._server import ServerConfiguration, listen_now
+
+__all__ = [
+    "WORKER_ENVIRONMENT",
+    "MainProcessWatch",
+    "WorkerSupervisor",
+    "inherited_sockets",
+]
+
+#: Set in a worker's environment: its number, from 1.
+WORKER_ENVIRONMENT = "TLSECHO_WORKER"
+#: Set in a worker's environment: "FD:FAMILY,..." for each --listen, in order.
+SOCKETS_ENVIRONMENT = "TLSECHO_WORKER_SOCKETS"
+#: The first descriptor number of the inherited listening sockets.
+FIRST_SOCKET = 3
+#: A worker that dies sooner than this after it started is restarted after a
+#: pause, so a worker that cannot start does not spin.
+YOUNG = 2.0
+#: Environment variables of systemd socket activation, meant for the main
+#: process only.
+_SYSTEMD = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
+
+_log = Logger()
+
+
+def inherited_sockets(environment: dict[str, str]) -> list[tuple[int, int]] | None:
+    """
+    In a worker: the listening sockets the main process handed over, as
+    (descriptor, address family), one per C{--listen}; L{None} elsewhere.
+    """
+    if WORKER_ENVIRONMENT not in environment:
+        return None
+    described = environment.get(SOCKETS_ENVIRONMENT, "")
+    sockets = []
+    for entry in filter(None, described.split(",")):
+        descriptor, family = entry.split(":")
+        sockets.append((int(descriptor), int(family)))
+    return sockets
+
+
+class _Orphaned(Protocol):
+    """
+    Reads a worker's standard input, which its main process never writes to:
+    when it closes, the main process is gone.
+    """
+
+    def __init__(self, reactor: Any):
+        self._reactor = reactor
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self._reactor.running:
+            _log.warn("the main process is gone; stopping this worker")
+            self._reactor.stop()
+
+
+class MainProcessWatch(Service):
+    """
+    In a worker: stop (draining, as on SIGTERM) when the main process is gone,
+    however it ended.
+    """
+
+    def __init__(self, reactor: Any = None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        from twisted.internet.stdio import StandardIO
+
+        super().startService()
+        # StandardIO also wants somewhere to write; not the log's stdout.
+        cast(Any, StandardIO)(
+            _Orphaned(self._reactor),
+            stdin=0,
+            stdout=os.open(os.devnull, os.O_WRONLY),
+            reactor=self._reactor,
+        )
+
+
+class _Idle(Protocol):
+    """Never used: the main process's copy of a socket does not accept."""
+
+
+class _Worker(ProcessProtocol):
+    """
+    One worker process: relays its log events and tells the supervisor when
+    it has ended.
+    """
+
+    def __init__(self, supervisor: WorkerSupervisor, number: int):
+        self.supervisor = supervisor
+        self.number = number
+        self.pid: int | None = None
+        self.started = time.monotonic()
+        self._events = b""
+        self._errors = b""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.pid = self.transport.pid
+        _log.info("started worker {worker} (pid {pid})", worker=self.number, pid=self.pid)
+
+    def outReceived(self, data: bytes) -> None:
+        # jsonFileLogObserver: a record separator, one JSON object, a newline.
+        self._events += data
+        *records, self._events = self._events.split(b"\n")
+        for record in records:
+            text = record.lstrip(b"\x1e").decode("utf-8", "replace")
+            if not text.strip():
+                continue
+            try:
+                event = eventFromJSON(text)
+            except ValueError:
+                self._error_line(text)
+                continue
+            event["worker"] = self.number
+            event["log_system"] = f"worker {self.number}"
+            globalLogPublisher(event)
+
+    def errReceived(self, data: bytes) -> None:
+        self._errors += data
+        *lines, self._errors = self._errors.split(b"\n")
+        for line in lines:
+            self._error_line(line.decode("utf-8", "replace"))
+
+    def _error_line(self, line: str) -> None:
+        if line.strip():
+            _log.error("worker {worker}: {line}", worker=self.number, line=line)
+
+    def signal(self, name: str) -> None:
+        """Send the worker a signal, if it still runs."""
+        if self.transport is not None and self.transport.pid is not None:
+            self.transport.signalProcess(name)
+
+    def processEnded(self, reason: Failure) -> None:
+        for line in (self._events, self._errors):
+            self._error_line(line.decode("utf-8", "replace"))
+        self.supervisor.worker_ended(self, reason)
+
+
+class WorkerSupervisor(MultiService):
+    """
+    The main process of C{--workers N}: binds the listeners and keeps N
+    workers serving on them.
+
+    @ivar workers: The worker processes now running, by number.
+    """
+
+    def __init__(
+        self,
+        configuration: ServerConfiguration,
+        arguments: Sequence[str],
+        count: int,
+        shutdown_timeout: float,
+        reactor: Any = None,
+        directory: str | None = None,
+    ):
+        """
+        @param configuration: What the workers serve (checked already).
+        @param arguments: The plugin's own command-line arguments, which every
+            worker gets too.
+        @param count: How many workers to keep running.
+        @param shutdown_timeout: How long a worker may drain; after that and a
+            grace period, a worker still running is killed.
+        @param reactor: The reactor; the global one by default.
+        @param directory: The workers' working directory: the current one by
+            default (relative paths in the arguments stay valid).
+        """
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.configuration = configuration
+        self._arguments = list(arguments)
+        self._count = count
+        self._shutdown_timeout = shutdown_timeout
+        self._directory = directory or os.getcwd()
+        self._ports: list[IListeningPort] = []
+        self._sockets: list[tuple[int, int]] = []
+        self.workers: dict[int, _Worker] = {}
+        self._stopping: Deferred[None] | None = None
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every listener (before privileges are shed), but accept nothing.
+
+        @raise ConfigurationError: naming the C{--listen} description, if a
+            port cannot be bound.
+        """
+        for description in self.configuration.listen:
+            below, _ = split_proxy(description)
+            endpoint = plain_server_endpoint(self._reactor, below)
+            port = listen_now(endpoint, Factory.forProtocol(_Idle), description)
+            port.stopReading()  # type: ignore[attr-defined]  # the workers accept
+            sock: socket.socket = port.socket  # type: ignore[attr-defined]
+            self._ports.append(port)
+            self._sockets.append((sock.fileno(), sock.family))
+            _log.info(
+                "tlsecho listening on {address} ({description}) with {count} workers",
+                address=format_address(port.getHost()),
+                description=description,
+                count=self._count,
+            )
+        super().privilegedStartService()
+
+    def startService(self) -> None:
+        """Start the workers."""
+        Service.startService(self)
+        for number in range(1, self._count + 1):
+            self._spawn(number)
+
+    def _spawn(self, number: int) -> None:
+        if self._stopping is not None:
+            return
+        worker = _Worker(self, number)
+        self.workers[number] = worker
+        inherited = {
+            FIRST_SOCKET + index: descriptor
+            for index, (descriptor, _) in enumerate(self._sockets)
+        }
+        environment = {k: v for k, v in os.environ.items() if k not in _SYSTEMD}
+        environment[WORKER_ENVIRONMENT] = str(number)
+        environment[SOCKETS_ENVIRONMENT] = ",".join(
+            f"{FIRST_SOCKET + index}:{family}"
+            for index, (_, family) in enumerate(self._sockets)
+        )
+        command = [sys.executable, "-m", "twisted", "tlsecho", *self._arguments]
+        self._reactor.spawnProcess(
+            worker,
+            sys.executable,
+            command,
+            env=environment,
+            path=self._directory,
+            # Standard input stays open while we live: its end tells a worker
+            # that the main process is gone.
+            childFDs={0: "w", 1: "r", 2: "r", **inherited},
+        )
+
+    def worker_ended(self, worker: _Worker, reason: Failure) -> None:
+        """
+        A worker exited: start another in its place, unless stopping.
+        """
+        if self.workers.get(worker.number) is worker:
+            del self.workers[worker.number]
+        how = _exit_description(reason)
+        if self._stopping is not None:
+            _log.info(
+                "worker {worker} (pid {pid}) {how}",
+                worker=worker.number,
+                pid=worker.pid,
+                how=how,
+            )
+            if not self.workers and not self._stopping.called:
+                self._stopping.callback(None)
+            return
+        lived = time.monotonic() - worker.started
+        delay = 0.0 if lived >= YOUNG else YOUNG
+        _log.warn(
+            "worker {worker} (pid {pid}) {how} after {lived:.1f}s; starting another{later}",
+            worker=worker.number,
+            pid=worker.pid,
+            how=how,
+            lived=lived,
+            later=f" in {delay:g}s" if delay else "",
+        )
+        self._reactor.callLater(delay, self._spawn, worker.number)
+
+    def reload(self) -> None:
+        """Have every worker reload its TLS configuration (SIGHUP)."""
+        _log.info("reloading {count} workers", count=len(self.workers))
+        for worker in list(self.workers.values()):
+            worker.signal("HUP")
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop accepting, have every worker drain (SIGTERM), and fire once all
+        have exited; kill those still running well after the shutdown timeout.
+        """
+        Service.stopService(self)
+        stopping: Deferred[None] = Deferred()
+        self._stopping = stopping
+        for port in self._ports:
+            port.stopListening()
+        self._ports = []
+        if not self.workers:
+            stopping.callback(None)
+            return stopping
+        _log.info("stopping {count} workers", count=len(self.workers))
+        for worker in list(self.workers.values()):
+            worker.signal("TERM")
+        # A worker drains for the shutdown timeout, then gives close_notify
+        # ten seconds (EchoServerFactory.close_timeout); then a little more.
+        deadline = self._reactor.callLater(
+            self._shutdown_timeout + 15.0, self._kill_remaining
+        )
+
+        def stopped(result: None) -> None:
+            if deadline.active():
+                deadline.cancel()
+
+        return stopping.addCallback(stopped)
+
+    def _kill_remaining(self) -> None:
+        for worker in list(self.workers.values()):
+            _log.warn(
+                "worker {worker} (pid {pid}) did not stop; killing it",
+                worker=worker.number,
+                pid=worker.pid,
+            )
+            worker.signal("KILL")
+
+
+def _exit_description(reason: Failure) -> str:
+    if reason.check(ProcessDone):
+        return "exited"
+    value: Any = reason.value
+    if getattr(value, "signal", None):
+        return f"was killed by signal {value.signal}"
+    return f"exited with status {getattr(value, 'exitCode', '?')}"
