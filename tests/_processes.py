@@ -41,15 +41,17 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         command: list[str] = TWISTD_COMMAND,
         pass_fds: tuple[int, ...] = (),
+        plugin: bool = True,
     ):
         """
         Start ``command tlsecho arguments``; with ``command=[sys.executable, "-c"]``
-        the arguments are a script and its arguments instead.
+        the arguments are a script and its arguments instead, and with
+        ``plugin=False`` any command runs (HAProxy, say).
         """
         self.arguments = arguments
-        plugin = [] if command[-1:] == ["-c"] else ["tlsecho"]
+        plugin_name = ["tlsecho"] if plugin and command[-1:] != ["-c"] else []
         self.process = subprocess.Popen(
-            [*command, *plugin, *arguments],
+            [*command, *plugin_name, *arguments],
             pass_fds=pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -9,6 +9,15 @@ import functools
 import socket
 import ssl
 from pathlib import Path
+from typing import NamedTuple
+
+
+class Echoed(NamedTuple):
+    """One connection's outcome."""
+
+    resumed: bool
+    session: ssl.SSLSession
+    client_port: int
 
 
 @functools.cache
@@ -19,10 +28,11 @@ def _context(ca: Path) -> ssl.SSLContext:
 
 def echo_session(
     port: int, ca: Path, session: ssl.SSLSession | None = None, host: str = "127.0.0.1"
-) -> tuple[bool, ssl.SSLSession]:
+) -> Echoed:
     """
     Connect to ``host:port`` (offering ``session``), echo a line, and return
-    whether the session was resumed and the session to offer next time.
+    whether the session was resumed, the session to offer next time, and the
+    client's own port (to find the connection in the server's log).
 
     TLS 1.3 tickets arrive after the handshake: reading the echo receives them.
     """
@@ -39,4 +49,4 @@ def echo_session(
             received += chunk
         assert received == b"resume?\n"
         assert tls.session is not None
-        return tls.session_reused, tls.session
+        return Echoed(tls.session_reused, tls.session, tls.getsockname()[1])

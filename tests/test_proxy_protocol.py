@@ -165,3 +165,26 @@ def test_authorization_refusal_names_the_real_client(
     server.wait_for(
         r"192\.0\.2\.44:60000: TLS handshake failed: client certificate not authorized"
     )
+
+
+@pytest.mark.parametrize(
+    "header", [v2_local(), b"PROXY UNKNOWN\r\n"], ids=["v2-local", "v1-unknown"]
+)
+def test_health_check_is_neither_failure_nor_noise(
+    servers: list[ServerProcess], tls_files: TLSFiles, header: bytes
+) -> None:
+    """
+    A header naming no client, then nothing (HAProxy's check-send-proxy): no
+    warning, no failure counted, only a debug event.
+    """
+    server = _proxy_server(servers, tls_files, "--metrics", "tcp:0:interface=127.0.0.1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(header)
+    # Then a real connection, whose line proves the check's was handled first.
+    good = v1_header("198.51.100.2", 4001, server.port)
+    assert echo_through_proxy(server.port, good, tls_files) == b"proxied\n"
+    server.wait_for(r"198\.51\.100\.2:4001: \w[\w ]* after 8 bytes echoed")
+    assert "failed" not in server.output
+    values = metrics_of(server)
+    assert not any(name.startswith("tlsecho_failures_total{") for name in values)
+    assert values["tlsecho_connections_total"] == 2

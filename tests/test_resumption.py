@@ -46,7 +46,7 @@ def test_session_resumes_on_the_same_process(
 ) -> None:
     """Without a key file a session still resumes where it was made (TLS 1.3 tickets)."""
     port = _server(servers, tls_files)
-    resumed, session = echo_session(port, tls_files.ca)
+    resumed, session, _ = echo_session(port, tls_files.ca)
     assert not resumed
     assert echo_session(port, tls_files.ca, session)[0]
 
@@ -56,7 +56,7 @@ def test_per_process_keys_do_not_resume_elsewhere(
 ) -> None:
     """Two instances without a shared key file: a full handshake on the other one."""
     first, second = _server(servers, tls_files), _server(servers, tls_files)
-    _, session = echo_session(first, tls_files.ca)
+    _, session, _ = echo_session(first, tls_files.ca)
     assert not echo_session(second, tls_files.ca, session)[0]
 
 
@@ -67,10 +67,10 @@ def test_shared_key_file_resumes_across_instances(
     key = _key_file(tmp_path)
     first = _server(servers, tls_files, "--ticket-key-file", str(key))
     second = _server(servers, tls_files, "--ticket-key-file", str(key))
-    _, session = echo_session(first, tls_files.ca)
+    _, session, _ = echo_session(first, tls_files.ca)
     assert echo_session(second, tls_files.ca, session)[0]
     # And back, with the ticket the second instance issued.
-    _, session = echo_session(second, tls_files.ca)
+    _, session, _ = echo_session(second, tls_files.ca)
     assert echo_session(first, tls_files.ca, session)[0]
 
 
@@ -90,7 +90,7 @@ def test_different_client_policy_does_not_resume(
         "--ca",
         str(tls_files.client_ca),
     )
-    _, session = echo_session(open_door, tls_files.ca)
+    _, session, _ = echo_session(open_door, tls_files.ca)
     assert not echo_session(checking, tls_files.ca, session)[0]
 
 
@@ -101,14 +101,14 @@ def test_reload_rotates_the_ticket_key(
     key = _key_file(tmp_path)
     port = _server(servers, tls_files, "--ticket-key-file", str(key))
     server = servers[-1]
-    _, old_session = echo_session(port, tls_files.ca)
+    _, old_session, _ = echo_session(port, tls_files.ca)
     assert echo_session(port, tls_files.ca, old_session)[0]
     rotated = _key_file(tmp_path, "ticket.key.new")
     os.replace(rotated, key)
     os.kill(server.process.pid, signal.SIGHUP)
     server.wait_for("reloaded")
     assert not echo_session(port, tls_files.ca, old_session)[0]
-    _, new_session = echo_session(port, tls_files.ca)
+    _, new_session, _ = echo_session(port, tls_files.ca)
     assert echo_session(port, tls_files.ca, new_session)[0]
 
 

@@ -41,7 +41,7 @@ from ._diagnosis import (
     is_tls_failure,
     is_tls_transport,
 )
-from ._proxy import proxy_details
+from ._proxy import proxy_state
 
 __all__ = ["EchoServerFactory", "EchoServerProtocol"]
 
@@ -161,7 +161,10 @@ class EchoServerProtocol(Protocol):
         """
         self._cancel_timer()
         fields = self._fields(reason)
-        if fields["failed"]:
+        if fields["reason"] == "health check":
+            # A load balancer's, every few seconds: not worth a line each.
+            self.log.debug("{peer}: health check", **fields)
+        elif fields["failed"]:
             self.log.warn("{peer}: {stage} failed: {reason}", **fields)
         elif fields["reason"] == "closed":
             self.log.info(
@@ -179,35 +182,40 @@ class EchoServerProtocol(Protocol):
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
         transport = cast(ITransport, self.transport)
-        header_error, proxy = proxy_details(transport)
-        if header_error is not None:
-            words = header_error
+        proxied = proxy_state(transport)
+        health_check = proxied.health_check and not self.handshake_done
+        if proxied.header_error is not None:
+            words = proxied.header_error
+        elif health_check:
+            words = "health check"
         elif self._ended_by is not None:
             words = self._ended_by
         elif reason is not None:
             words = describe_failure(reason, transport)
         else:
             words = "closed"
-        failed = (
-            header_error is not None
-            or (reason is not None and is_tls_failure(reason))
-            or (
-                not self.handshake_done
-                and (
-                    self._ended_by is not None
-                    # Reset mid-handshake: typically a client that rejected our
-                    # certificate.
-                    or (reason is not None and reason.check(ConnectionLost) is not None)
+        failed = proxied.header_error is not None or (
+            not health_check
+            and (
+                (reason is not None and is_tls_failure(reason))
+                or (
+                    not self.handshake_done
+                    and (
+                        self._ended_by is not None
+                        # Reset mid-handshake: typically a client that rejected
+                        # our certificate.
+                        or (reason is not None and reason.check(ConnectionLost) is not None)
+                    )
                 )
             )
         )
         return {
             "peer": format_address(transport.getPeer()) if transport else "?",
             "failed": failed,
-            "via": format_address(proxy) if proxy is not None else None,
+            "via": format_address(proxied.proxy) if proxied.proxy is not None else None,
             "stage": (
                 "PROXY header"
-                if header_error
+                if proxied.header_error
                 else "TLS"
                 if self.handshake_done
                 else "TLS handshake"

@@ -12,16 +12,17 @@ proxy a connection came through.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet.endpoints import _WrapperServerEndpoint
 from twisted.internet.interfaces import IAddress, IStreamServerEndpoint
+from twisted.protocols.haproxy._v1parser import V1Parser
 from twisted.protocols.haproxy._wrapper import (
     HAProxyProtocolWrapper,
     HAProxyWrappingFactory,
 )
 
-__all__ = ["proxy_details", "proxy_endpoint", "split_proxy"]
+__all__ = ["ProxyState", "proxy_endpoint", "proxy_state", "split_proxy"]
 
 #: The endpoint description prefix that asks for the PROXY protocol.
 PROXY_PREFIX = "haproxy:"
@@ -37,6 +38,9 @@ def split_proxy(description: str) -> tuple[str, bool]:
     return description, False
 
 
+_V1_UNKNOWN = b"PROXY UNKNOWN\r\n"
+
+
 class _LoggedProxyWrapper(HAProxyProtocolWrapper):
     """
     Twisted's PROXY protocol wrapper, remembering why it refused a connection.
@@ -45,14 +49,31 @@ class _LoggedProxyWrapper(HAProxyProtocolWrapper):
     """
 
     header_error: str | None = None
+    #: Whether anything came after the header.
+    data_after_header = False
+    _header_bytes = 0
 
     def dataReceived(self, data: bytes) -> None:
         if self._proxyInfo is not None:
+            self.data_after_header = True
             self.wrappedProtocol.dataReceived(data)
             return
         started = self._parser is not None
+        if not started and data.startswith(_V1_UNKNOWN):
+            # The PROXY protocol spec (2.1) allows "PROXY UNKNOWN" with nothing
+            # after it, which HAProxy's v1 health checks send; Twisted 26.10's
+            # parser wants a space after UNKNOWN.
+            data = b"PROXY UNKNOWN \r\n" + data[len(_V1_UNKNOWN) :]
+        self._header_bytes += len(data)
         super().dataReceived(data)
-        if self._proxyInfo is None and self.disconnecting:
+        if self._proxyInfo is not None:
+            # The header's last bytes may have come with the start of TLS.
+            # (A v1 header is kept without its line end.)
+            length = len(self._proxyInfo.header)
+            if isinstance(self._parser, V1Parser):
+                length += len(V1Parser.NEWLINE)
+            self.data_after_header = self._header_bytes > length
+        elif self.disconnecting:
             self.header_error = (
                 "invalid PROXY header"
                 if started or data[:5] == b"PROXY" or data[:4] == b"\r\n\r\n"
@@ -72,11 +93,25 @@ def proxy_endpoint(inner: IStreamServerEndpoint) -> IStreamServerEndpoint:
     return _WrapperServerEndpoint(inner, _LoggedProxyFactory)
 
 
-def proxy_details(transport: object) -> tuple[str | None, IAddress | None]:
+class ProxyState(NamedTuple):
     """
-    For a connection under a PROXY protocol listener: why its header was
-    refused (or L{None}), and the address of the proxy it came through (or
-    L{None} when the header named no client, as health checks do).
+    What the PROXY protocol layer knows of a connection.
+
+    @ivar header_error: Why its header was refused, or L{None}.
+    @ivar proxy: The address of the proxy it came through, or L{None} (no
+        PROXY layer, or a header that names no client).
+    @ivar health_check: Whether it was a proxy's health check: a header that
+        names no client (v2 LOCAL, v1 UNKNOWN) and nothing after it.
+    """
+
+    header_error: str | None = None
+    proxy: IAddress | None = None
+    health_check: bool = False
+
+
+def proxy_state(transport: object) -> ProxyState:
+    """
+    The PROXY protocol state of a connection (empty without that layer).
 
     @param transport: The echo protocol's transport (TLS, or the wrapper).
     """
@@ -84,11 +119,13 @@ def proxy_details(transport: object) -> tuple[str | None, IAddress | None]:
     for _ in range(3):
         if isinstance(wrapper, _LoggedProxyWrapper):
             info = wrapper._proxyInfo
-            proxy = (
-                wrapper.transport.getPeer()
-                if info is not None and info.source is not None and wrapper.transport
-                else None
+            named = info is not None and info.source is not None
+            return ProxyState(
+                header_error=wrapper.header_error,
+                proxy=wrapper.transport.getPeer() if named and wrapper.transport else None,
+                health_check=(
+                    info is not None and not named and not wrapper.data_after_header
+                ),
             )
-            return wrapper.header_error, proxy
         wrapper = getattr(wrapper, "transport", None)
-    return None, None
+    return ProxyState()
