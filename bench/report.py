@@ -13,6 +13,8 @@ from bench.metrics import METRICS, Metric, Sample
 
 #: The server every ratio is about.
 SUBJECT = "tlsecho"
+#: tlsecho with --workers 2: compared with SUBJECT, not with the peers.
+WORKERS = "tlsecho-workers2"
 #: The Python peers the speed targets compare with.
 PYTHON_PEERS = ("asyncio", "uvloop", "twisted")
 #: Absolute targets: metric -> (limit, what the limit means).
@@ -45,7 +47,7 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
     result: dict[str, dict[str, float]] = {}
     mine = summary.get(SUBJECT, {})
     for peer, metrics in summary.items():
-        if peer == SUBJECT:
+        if peer in (SUBJECT, WORKERS):
             continue
         for name, peer_summary in metrics.items():
             if name in mine and peer_summary["median"]:
@@ -53,6 +55,16 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
                     mine[name]["median"] / peer_summary["median"]
                 )
     return result
+
+
+def workers(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, float]:
+    """For each metric, tlsecho --workers 2 divided by tlsecho (one process)."""
+    one, two = summary.get(SUBJECT, {}), summary.get(WORKERS, {})
+    return {
+        name: two[name]["median"] / one[name]["median"]
+        for name in two
+        if name in one and one[name]["median"]
+    }
 
 
 def targets(summary: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -110,7 +122,7 @@ def table(results: dict[str, Any]) -> str:
     servers = [name for name in results["servers"] if results["servers"][name]["metrics"]]
     summary = {name: results["servers"][name]["metrics"] for name in servers}
     ratio = results["ratios"]
-    width = max(22, *(len(_cell(m)) + 2 for s in summary.values() for m in s.values()))
+    width = max([22, *(len(_cell(m)) + 2 for s in summary.values() for m in s.values())])
     lines = [
         f"{'metric':<13}{'unit':<10}" + "".join(f"{name:<{width}}" for name in servers),
     ]
@@ -162,6 +174,14 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"crypto bound (1 core): bulk {bound:,.0f} MB/s, {handshake_bound:,.0f} hs/s; "
             "fraction reached: " + "; ".join(fractions)
+        )
+    if results.get("workers"):
+        lines.append("")
+        lines.append(
+            "--workers 2 / one process: "
+            + ", ".join(
+                f"{name} {value:.2f}x" for name, value in results["workers"].items()
+            )
         )
     if results.get("targets"):
         lines.append("")

@@ -119,6 +119,8 @@ def _measure_server(
     that need one); the server is stopped by its PID whatever happens.
     """
     running: ServerProcess | None = None
+    if server.only is not None:
+        metrics = [m for m in metrics if m.name in server.only]
     try:
         for metric in metrics:
             what = f"round {round_number + 1}/{rounds} {server.name} {metric.name}"
@@ -156,8 +158,14 @@ def run(
     open_files = raise_open_files_limit()
     available = [s for s in servers if s.requires() is None]
     skipped = {s.name: str(s.requires()) for s in servers if s.requires() is not None}
-    per_round = sum(1 + sum(1 for m in metrics if m.fresh_server) for _ in available)
-    steps = len(available) * len(metrics) * rounds + (1 if speed_seconds else 0)
+    measured = {
+        s.name: [m for m in metrics if s.only is None or m.name in s.only]
+        for s in available
+    }
+    per_round = sum(
+        1 + sum(1 for m in measured[s.name] if m.fresh_server) for s in available
+    )
+    steps = sum(len(m) for m in measured.values()) * rounds + (1 if speed_seconds else 0)
     progress = Progress(steps)
     progress.note(
         f"bench: {len(available)} servers x {len(metrics)} metrics x {rounds} rounds "
@@ -218,6 +226,7 @@ def run(
         "skipped": skipped,
         "failures": failures,
         "ratios": report.ratios(summary),
+        "workers": report.workers(summary),
         "targets": report.targets(summary),
         "python": sys.version.split()[0],
     }

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.certs import CertFiles
 from bench.procs import ServerProcess, free_port, python_env
+from bench.report import WORKERS
 
 BIN = Path(sys.executable).parent
 
@@ -33,6 +34,7 @@ class Server:
     @ivar requires: Why it cannot run here, or L{None} if it can.
     @ivar pythonpath: A directory put first on the server's C{PYTHONPATH}
         (for tlsecho variants: a C{src} directory holding another C{tlsecho}).
+    @ivar only: The metrics it is measured on; L{None} for all.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Server:
     fixed_port: bool = False
     requires: Callable[[], str | None] = lambda: None
     pythonpath: str | None = None
+    only: frozenset[str] | None = None
 
     def start(self, certs: CertFiles, directory: Path) -> ServerProcess:
         """Start the server, logging to C{directory}, and wait until it listens."""
@@ -62,7 +65,7 @@ class Server:
         return server
 
 
-def _tlsecho(certs: CertFiles, port: int) -> list[str]:
+def _tlsecho(certs: CertFiles, port: int, *extra: str) -> list[str]:
     return [
         str(BIN / "twistd"),
         "-n",
@@ -74,7 +77,15 @@ def _tlsecho(certs: CertFiles, port: int) -> list[str]:
         str(certs.key),
         "--listen",
         f"tcp:{port}:interface=127.0.0.1",
+        *extra,
     ]
+
+
+def _tlsecho_workers(count: int) -> Callable[[CertFiles, int], list[str]]:
+    def command(certs: CertFiles, port: int) -> list[str]:
+        return _tlsecho(certs, port, "--workers", str(count))
+
+    return command
 
 
 def _peer(module: str, *extra: str) -> Callable[[CertFiles, int], list[str]]:
@@ -122,6 +133,13 @@ def _needs_program(name: str) -> Callable[[], str | None]:
 #: Every server, tlsecho first (ratios are tlsecho / each of the others).
 SERVERS: tuple[Server, ...] = (
     Server("tlsecho", "twistd -n tlsecho (this project)", _tlsecho),
+    # Not a peer: tlsecho itself with two worker processes, compared with one.
+    Server(
+        WORKERS,
+        "twistd -n tlsecho --workers 2 (two worker processes)",
+        _tlsecho_workers(2),
+        only=frozenset({"handshakes", "pingpong", "bulk"}),
+    ),
     Server(
         "asyncio", "asyncio + ssl, Protocol.data_received -> write", _peer("asyncio_echo")
     ),

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.subprocess
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {"tlsecho", "asyncio", "uvloop", "twisted"}
 METRICS = {"bulk", "handshakes", "pingpong", "memory", "backpressure"}
+WORKERS = "tlsecho-workers2"
+WORKER_METRICS = {"bulk", "handshakes", "pingpong"}
 
 
 def test_quick_bench_writes_every_server_and_metric(tmp_path: Path) -> None:
@@ -36,12 +38,16 @@ def test_quick_bench_writes_every_server_and_metric(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(output.read_text())
     expected = SERVERS | ({"socat"} if shutil.which("socat") else set())
-    assert set(results["servers"]) == expected
+    assert set(results["servers"]) == expected | {WORKERS}
     for name in expected:
         metrics = results["servers"][name]["metrics"]
         assert set(metrics) == METRICS, name
         for summary in metrics.values():
             assert summary["min"] <= summary["median"] <= summary["max"]
+    # tlsecho --workers 2 is measured where it matters, against one process.
+    assert set(results["servers"][WORKERS]["metrics"]) == WORKER_METRICS
+    assert set(results["workers"]) == WORKER_METRICS
+    assert "--workers 2 / one process: " in result.stdout
     assert set(results["ratios"]) == expected - {"tlsecho"}
     assert results["crypto"]["aes128gcm"] > 0
     assert results["failures"] == []
