@@ -21,7 +21,7 @@ from twisted.python import usage
 
 from tlsecho.tap import Options
 
-from _processes import ServerProcess, run_client, start_server
+from _processes import ServerProcess, metrics_of, run_client, start_server
 from conftest import TLSFiles
 
 
@@ -255,10 +255,6 @@ def test_json_logs_carry_the_worker(
     [
         (["--workers", "0"], "--workers: must be at least 1, not '0'"),
         (["--workers", "two"], "--workers: not a whole number: 'two'"),
-        (
-            ["--workers", "2", "--metrics", "tcp:0:interface=127.0.0.1"],
-            "--metrics: is not available with --workers above 1 yet",
-        ),
     ],
 )
 def test_bad_worker_settings(arguments: list[str], message: str) -> None:
@@ -266,3 +262,44 @@ def test_bad_worker_settings(arguments: list[str], message: str) -> None:
     with pytest.raises(usage.UsageError) as raised:
         Options().parseOptions(arguments)
     assert str(raised.value).startswith(message)
+
+
+def test_metrics_add_up_every_worker(
+    servers: list[ServerProcess], tls_files: TLSFiles
+) -> None:
+    """The main process serves --metrics: every worker's connections, added up."""
+    server = _workers(servers, tls_files, "--metrics", "tcp:0:interface=127.0.0.1")
+    pids = _worker_pids(server)
+    held = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        held.append(_open(server.port, tls_files))
+        assert _echoes(held[-1], b"count me\n")
+        if len(held) >= 6 and all(_served_by(pid, held) for pid in pids.values()):
+            break
+    on_first = len(_served_by(pids[1], held))
+    assert 0 < on_first < len(held), "the kernel gave every connection to one worker"
+    values = metrics_of(server)
+    assert values["tlsecho_connections_total"] == len(held)
+    assert values["tlsecho_connections_active"] == len(held)
+    # A worker that dies takes its open connections out of the live gauge; its
+    # counts stay in the totals.
+    os.kill(pids[1], signal.SIGKILL)
+    server.wait_for(rf"started worker 1 \(pid (?!{pids[1]}\))\d+\)")
+    deadline = time.monotonic() + 10
+    while metrics_of(server)["tlsecho_connections_active"] != len(held) - on_first:
+        assert time.monotonic() < deadline, metrics_of(server)
+        time.sleep(0.1)
+    for connection in held:
+        connection.close()
+    deadline = time.monotonic() + 10
+    while (values := metrics_of(server))["tlsecho_connections_active"] != 0:
+        assert time.monotonic() < deadline, values
+        time.sleep(0.1)
+    assert values["tlsecho_connections_total"] == len(held)
+    assert (
+        values[
+            'tlsecho_handshakes_total{cipher="TLS_AES_128_GCM_SHA256",outcome="ok",version="TLSv1.3"}'
+        ]
+        == len(held) - on_first
+    )

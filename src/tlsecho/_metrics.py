@@ -22,10 +22,20 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-__all__ = ["ServerMetrics", "metrics_site"]
+__all__ = [
+    "MULTIPROCESS_ENVIRONMENT",
+    "ServerMetrics",
+    "metrics_site",
+    "worker_gone",
+    "workers_registry",
+]
+
+#: Set in a worker's environment: the directory its metrics are written to.
+MULTIPROCESS_ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
 
 #: Handshake durations of interest: loopback is sub-millisecond, the far side
 #: of the world a few hundred milliseconds, a stalling peer seconds.
@@ -53,8 +63,13 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        # Under --workers, each worker's values go to files the main process
+        # adds up (prometheus_client's multiprocess mode); a gauge says how.
         self.active = Gauge(
-            "tlsecho_connections_active", "Connections open now.", registry=registry
+            "tlsecho_connections_active",
+            "Connections open now.",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.connections = Counter(
             "tlsecho_connections", "Connections accepted.", registry=registry
@@ -93,6 +108,7 @@ class ServerMetrics:
             "When each served certificate expires (Unix time).",
             ["certificate", "subject"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.reloads = Counter(
             "tlsecho_reloads",
@@ -165,8 +181,27 @@ class _MetricsResource(Resource):
         return generate_latest(self._registry)
 
 
-def metrics_site(metrics: ServerMetrics) -> Site:
+def metrics_site(registry: CollectorRegistry) -> Site:
     """
-    A twisted.web site serving C{metrics} at C{/metrics}.
+    A twisted.web site serving C{registry} at C{/metrics}.
     """
-    return Site(_MetricsResource(metrics.registry))
+    return Site(_MetricsResource(registry))
+
+
+def workers_registry(directory: str) -> CollectorRegistry:
+    """
+    The metrics of every worker process, added up from the files they write
+    in C{directory} (each worker's environment names it as
+    L{MULTIPROCESS_ENVIRONMENT}).
+    """
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return registry
+
+
+def worker_gone(directory: str, pid: int) -> None:
+    """
+    Forget the live-only gauges of a worker that exited (its counters stay in
+    the totals).
+    """
+    mark_process_dead(pid, directory)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from cryptography import x509
+from prometheus_client import CollectorRegistry
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
@@ -41,7 +42,14 @@ from ._metrics import ServerMetrics, metrics_site
 from ._reload import FileWatch, ReloadingCreator, settings_files
 from ._settings import TLSSettings
 
-__all__ = ["DEFAULT_LISTEN", "EchoService", "ServerConfiguration", "listen_now"]
+__all__ = [
+    "DEFAULT_LISTEN",
+    "EchoService",
+    "ServerConfiguration",
+    "bind_or_explain",
+    "listen_now",
+    "metrics_service",
+]
 
 #: Server options that are TLS settings, and the TLSSettings.from_strings
 #: argument each becomes.
@@ -193,6 +201,7 @@ class EchoService(MultiService):
         shutdown_timeout: float = 10.0,
         metrics: str | None = None,
         inherited: Sequence[tuple[int, int]] | None = None,
+        serve_metrics: bool = True,
     ):
         """
         @param configuration: What to serve, where.
@@ -207,6 +216,8 @@ class EchoService(MultiService):
         @param inherited: In a worker: the listening sockets (descriptor,
             address family) its main process made, one per C{--listen}, to
             adopt instead of binding.
+        @param serve_metrics: Whether to serve the metrics on C{metrics}; a
+            worker only counts them, for its main process to serve.
         """
         super().__init__()
         if reactor is None:
@@ -217,17 +228,10 @@ class EchoService(MultiService):
         if metrics is not None:
             self.metrics = self.factory.metrics = ServerMetrics()
             self.metrics.serving(_served(configuration.settings))
-            site = StreamServerEndpointService(
-                _AnnouncingEndpoint(
-                    plain_server_endpoint(reactor, metrics, "--metrics"),
-                    metrics,
-                    "tlsecho metrics on http://{address}/metrics ({description})",
-                ),
-                metrics_site(self.metrics),
-            )
-            site._raiseSynchronously = True
-            site.setName("--metrics " + metrics)
-            site.setServiceParent(self)
+            if serve_metrics:
+                metrics_service(reactor, metrics, self.metrics.registry).setServiceParent(
+                    self
+                )
         self.creator = creator = ReloadingCreator(
             configuration.creator, lambda: configuration.reread().creator, self._reloaded
         )
@@ -276,7 +280,7 @@ class EchoService(MultiService):
                 ca=str(development.ca),
             )
         for child in self:
-            _bind(child, child.privilegedStartService)
+            bind_or_explain(child, child.privilegedStartService)
 
     def startService(self) -> None:
         """
@@ -286,7 +290,7 @@ class EchoService(MultiService):
         """
         Service.startService(self)
         for child in self:
-            _bind(child, child.startService)
+            bind_or_explain(child, child.startService)
         if self._watch is not None:
             self._watch.start(self._reload_interval, now=False)
 
@@ -357,6 +361,26 @@ class EchoService(MultiService):
                 self.metrics.serving(_served(settings))
 
 
+def metrics_service(
+    reactor: Any, description: str, registry: CollectorRegistry
+) -> IService:
+    """
+    A service serving C{registry} as Prometheus metrics on the endpoint
+    C{description}; it fails start-up if it cannot listen.
+    """
+    site = StreamServerEndpointService(
+        _AnnouncingEndpoint(
+            plain_server_endpoint(reactor, description, "--metrics"),
+            description,
+            "tlsecho metrics on http://{address}/metrics ({description})",
+        ),
+        metrics_site(registry),
+    )
+    site._raiseSynchronously = True
+    site.setName("--metrics " + description)
+    return site
+
+
 def _served(settings: TLSSettings) -> list[tuple[str, x509.Certificate]]:
     """The served certificates, named by the option that gives them."""
     served = [("--cert", settings.chain[0])] if settings.chain else []
@@ -375,7 +399,11 @@ def _close_politely(protocol: Any) -> None:
     transport.loseConnection()
 
 
-def _bind(service: IService, start: Callable[[], None]) -> None:
+def bind_or_explain(service: IService, start: Callable[[], None]) -> None:
+    """
+    Start C{service} with C{start}; a failure to listen becomes a one-line
+    configuration error naming the service.
+    """
     _listen_errors(start, service.name)
 
 

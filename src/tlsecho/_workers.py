@@ -20,8 +20,10 @@ process is gone (its standard input closes) drains and exits.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -36,8 +38,9 @@ from twisted.python.failure import Failure
 
 from ._echoserver import format_address
 from ._endpoints import plain_server_endpoint
+from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
 from ._proxy import split_proxy
-from ._server import ServerConfiguration, listen_now
+from ._server import ServerConfiguration, bind_or_explain, listen_now, metrics_service
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -193,6 +196,7 @@ class WorkerSupervisor(MultiService):
         shutdown_timeout: float,
         reactor: Any = None,
         directory: str | None = None,
+        metrics: str | None = None,
     ):
         """
         @param configuration: What the workers serve (checked already).
@@ -204,6 +208,8 @@ class WorkerSupervisor(MultiService):
         @param reactor: The reactor; the global one by default.
         @param directory: The workers' working directory: the current one by
             default (relative paths in the arguments stay valid).
+        @param metrics: Where to serve the workers' metrics, added up
+            (C{--metrics}); L{None}: nowhere.
         """
         super().__init__()
         if reactor is None:
@@ -218,6 +224,11 @@ class WorkerSupervisor(MultiService):
         self._sockets: list[tuple[int, int]] = []
         self.workers: dict[int, _Worker] = {}
         self._stopping: Deferred[None] | None = None
+        self._metrics_directory: str | None = None
+        if metrics is not None:
+            self._metrics_directory = tempfile.mkdtemp(prefix="tlsecho-metrics-")
+            registry = workers_registry(self._metrics_directory)
+            metrics_service(reactor, metrics, registry).setServiceParent(self)
 
     def privilegedStartService(self) -> None:
         """
@@ -240,11 +251,15 @@ class WorkerSupervisor(MultiService):
                 description=description,
                 count=self._count,
             )
-        super().privilegedStartService()
+        Service.privilegedStartService(self)
+        for child in self:
+            bind_or_explain(child, child.privilegedStartService)
 
     def startService(self) -> None:
         """Start the workers."""
         Service.startService(self)
+        for child in self:
+            bind_or_explain(child, child.startService)
         for number in range(1, self._count + 1):
             self._spawn(number)
 
@@ -259,6 +274,8 @@ class WorkerSupervisor(MultiService):
         }
         environment = {k: v for k, v in os.environ.items() if k not in _SYSTEMD}
         environment[WORKER_ENVIRONMENT] = str(number)
+        if self._metrics_directory is not None:
+            environment[MULTIPROCESS_ENVIRONMENT] = self._metrics_directory
         environment[SOCKETS_ENVIRONMENT] = ",".join(
             f"{FIRST_SOCKET + index}:{family}"
             for index, (_, family) in enumerate(self._sockets)
@@ -281,6 +298,8 @@ class WorkerSupervisor(MultiService):
         """
         if self.workers.get(worker.number) is worker:
             del self.workers[worker.number]
+        if self._metrics_directory is not None and worker.pid is not None:
+            worker_gone(self._metrics_directory, worker.pid)
         how = _exit_description(reason)
         if self._stopping is not None:
             _log.info(
@@ -321,6 +340,10 @@ class WorkerSupervisor(MultiService):
         for port in self._ports:
             port.stopListening()
         self._ports = []
+        for child in self:
+            child.stopService()
+        if self._metrics_directory is not None:
+            stopping.addBoth(self._forget_metrics)
         if not self.workers:
             stopping.callback(None)
             return stopping
@@ -338,6 +361,11 @@ class WorkerSupervisor(MultiService):
                 deadline.cancel()
 
         return stopping.addCallback(stopped)
+
+    def _forget_metrics(self, result: object) -> object:
+        if self._metrics_directory is not None:
+            shutil.rmtree(self._metrics_directory, ignore_errors=True)
+        return result
 
     def _kill_remaining(self) -> None:
         for worker in list(self.workers.values()):

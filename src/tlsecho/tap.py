@@ -262,12 +262,6 @@ class Options(usage.Options):
                 self[name] = seconds(self[name], f"--{name}")
             self["max-connections"] = count(self["max-connections"], "--max-connections")
             self["workers"] = count(self["workers"], "--workers")
-            if self["workers"] > 1 and self["metrics"] is not None:
-                raise ConfigurationError(
-                    "--metrics",
-                    "is not available with --workers above 1 yet: each worker "
-                    "counts only its own connections",
-                )
             if self["log-format"] not in ("text", "json"):
                 raise ConfigurationError(
                     "--log-format", f"expected text or json, not {self['log-format']!r}"
@@ -300,6 +294,7 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
             getattr(options, "arguments", []),
             workers,
             shutdown_timeout=options.get("shutdown-timeout") or 0.0,
+            metrics=options.get("metrics"),
         )
     factory = EchoServerFactory(
         handshake_timeout=options.get("handshake-timeout", 10.0),
@@ -313,6 +308,8 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
         shutdown_timeout=options.get("shutdown-timeout") or 0.0,
         metrics=options.get("metrics"),
         inherited=inherited,
+        # A worker counts; its main process serves what all of them counted.
+        serve_metrics=inherited is None,
     )
     if inherited is not None:
         MainProcessWatch().setServiceParent(service)
