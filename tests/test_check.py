@@ -48,7 +48,21 @@ def test_good_configuration_reports_and_exits_zero(tls_files: TLSFiles) -> None:
     assert "protocols: TLS 1.2 to TLS 1.3 (profile intermediate)" in out
     assert "TLS 1.2 ciphers: ECDHE-ECDSA-AES128-GCM-SHA256:" in out
     assert "groups: X25519:P-256:P-384" in out
+    assert "session tickets: keys of each process's own" in out
     assert out.rstrip().endswith("result: ok")
+
+
+def test_shared_ticket_keys_are_reported(tls_files: TLSFiles, tmp_path: Path) -> None:
+    """With --ticket-key-file the report names the shared key file (never the keys)."""
+    key = tmp_path / "ticket.key"
+    key.write_bytes(bytes(range(80)))
+    key.chmod(0o600)
+    result = _check(*_good(tls_files), "--ticket-key-file", str(key), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ticket_key_file"] == str(key)
+    assert bytes(range(80)).hex() not in result.stdout
+    text = _check(*_good(tls_files), "--ticket-key-file", str(key)).stdout
+    assert f"session tickets: keys from {key}, shared" in text
 
 
 def test_modern_profile_reports_tls13_only(tls_files: TLSFiles) -> None:

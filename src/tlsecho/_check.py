@@ -93,6 +93,9 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
         "tls13_suites": policy.tls13_suites.split(":"),
         "groups": policy.groups.split(":"),
         "alpn": list(settings.alpn),
+        "ticket_key_file": (
+            str(settings.ticket_key_file) if settings.ticket_key_file else None
+        ),
         "warnings": settings.warnings(),
     }
 
@@ -124,6 +127,10 @@ def _print_text(data: dict[str, Any], out: IO[str]) -> None:
     write(f"groups: {':'.join(data['groups'])}\n")
     if data["alpn"]:
         write(f"ALPN: {', '.join(data['alpn'])}\n")
+    if data["ticket_key_file"]:
+        write(f"session tickets: keys from {data['ticket_key_file']}, shared\n")
+    else:
+        write("session tickets: keys of each process's own\n")
     for warning in data["warnings"]:
         write(f"warning: {warning}\n")
     write("result: " + ("warnings" if data["warnings"] else "ok") + "\n")
