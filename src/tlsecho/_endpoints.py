@@ -26,6 +26,7 @@ from twisted.internet.interfaces import (
     IStreamServerEndpoint,
 )
 
+from ._eager import eager_endpoint
 from ._errors import ConfigurationError
 from ._proxy import proxy_endpoint, split_proxy
 
@@ -130,7 +131,7 @@ def server_endpoint(
     @raise ConfigurationError: for a bad description.
     """
     below, proxied = split_proxy(description)
-    endpoint = inner or plain_server_endpoint(reactor, below)
+    endpoint = eager_endpoint(inner or plain_server_endpoint(reactor, below))
     if proxied:
         # The PROXY header comes first, TLS after it.
         endpoint = proxy_endpoint(endpoint)
