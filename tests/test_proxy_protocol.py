@@ -174,8 +174,8 @@ def test_health_check_is_neither_failure_nor_noise(
     servers: list[ServerProcess], tls_files: TLSFiles, header: bytes
 ) -> None:
     """
-    A header naming no client, then nothing (HAProxy's check-send-proxy): no
-    warning, no failure counted, only a debug event.
+    A header naming no client, then nothing (HAProxy's check-send-proxy): not
+    logged, not a failure, counted as a health check.
     """
     server = _proxy_server(servers, tls_files, "--metrics", "tcp:0:interface=127.0.0.1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
@@ -185,6 +185,8 @@ def test_health_check_is_neither_failure_nor_noise(
     assert echo_through_proxy(server.port, good, tls_files) == b"proxied\n"
     server.wait_for(r"198\.51\.100\.2:4001: \w[\w ]* after 8 bytes echoed")
     assert "failed" not in server.output
+    assert "health check" not in server.output
     values = metrics_of(server)
     assert not any(name.startswith("tlsecho_failures_total{") for name in values)
     assert values["tlsecho_connections_total"] == 2
+    assert values["tlsecho_health_checks_total"] == 1

@@ -162,8 +162,7 @@ class EchoServerProtocol(Protocol):
         self._cancel_timer()
         fields = self._fields(reason)
         if fields["reason"] == "health check":
-            # A load balancer's, every few seconds: not worth a line each.
-            self.log.debug("{peer}: health check", **fields)
+            pass  # a load balancer's, every few seconds: counted, not logged
         elif fields["failed"]:
             self.log.warn("{peer}: {stage} failed: {reason}", **fields)
         elif fields["reason"] == "closed":

@@ -110,6 +110,12 @@ class ServerMetrics:
             registry=registry,
             multiprocess_mode="livemax",
         )
+        self.health_checks = Counter(
+            "tlsecho_health_checks",
+            "Load balancer health checks: a PROXY header naming no client, and "
+            "nothing after it (not logged).",
+            registry=registry,
+        )
         self.reloads = Counter(
             "tlsecho_reloads",
             "Reloads of the TLS configuration, by result.",
@@ -146,6 +152,8 @@ class ServerMetrics:
             self.handshakes.labels(outcome="failed", version="", cipher="").inc()
         if fields["failed"]:
             self.failures.labels(reason=fields["reason"]).inc()
+        elif fields["reason"] == "health check":
+            self.health_checks.inc()
 
     def reloaded(self, ok: bool) -> None:
         """A reload succeeded or failed."""
