@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 BIN = Path(sys.executable).parent
 TWISTD = str(BIN / "twistd")
@@ -197,3 +198,23 @@ def metrics_of(server: ServerProcess) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             values[name] = float(value)
     return values
+
+
+def identity(files: Any) -> list[str]:
+    """``--cert`` and ``--key`` of the ``tls_files`` fixture's server certificate."""
+    return ["--cert", str(files.server_cert), "--key", str(files.server_key)]
+
+
+def start_json_server(
+    servers: list[ServerProcess],
+    *arguments: str,
+    listen: str = LOOPBACK_LISTEN,
+    command: list[str] = TWISTD_COMMAND,
+) -> tuple[ServerProcess, int]:
+    """Start the plugin logging JSON; return it and its port once it listens."""
+    server = ServerProcess(
+        ["--listen", listen, *arguments, "--log-format", "json"], command=command
+    )
+    servers.append(server)
+    port = server.wait_for(r'"address": "127\.0\.0\.1:(\d+)"').group(1)
+    return server, int(port)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from _processes import ServerProcess, start_server
+from _processes import ServerProcess, identity, start_server
 from _sessions import echo_session
 from conftest import TLSFiles
 
@@ -78,10 +78,7 @@ def test_haproxy_in_front_of_two_instances(
     instances = [
         start_server(
             servers,
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
+            *identity(tls_files),
             "--ticket-key-file",
             str(key),
             listen="haproxy:tcp:0:interface=127.0.0.1",

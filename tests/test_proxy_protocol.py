@@ -14,7 +14,13 @@ import struct
 
 import pytest
 
-from _processes import ServerProcess, metrics_of, start_server
+from _processes import (
+    ServerProcess,
+    identity,
+    metrics_of,
+    start_json_server,
+    start_server,
+)
 from conftest import TLSFiles
 
 PROXY_LISTEN = "haproxy:tcp:0:interface=127.0.0.1"
@@ -67,15 +73,7 @@ def echo_through_proxy(
 def _proxy_server(
     servers: list[ServerProcess], tls_files: TLSFiles, *extra: str
 ) -> ServerProcess:
-    return start_server(
-        servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
-        *extra,
-        listen=PROXY_LISTEN,
-    )
+    return start_server(servers, *identity(tls_files), *extra, listen=PROXY_LISTEN)
 
 
 @pytest.mark.parametrize("header", [v1_header, v2_header], ids=["v1", "v2"])
@@ -84,22 +82,9 @@ def test_logged_peer_is_the_client_the_header_names(
     servers: list[ServerProcess], tls_files: TLSFiles, header: object, source: str
 ) -> None:
     """Echo works after the header, and the connection's log names the real client."""
-    server = ServerProcess(
-        [
-            "--listen",
-            PROXY_LISTEN,
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
-            "--log-format",
-            "json",
-        ]
-    )
-    servers.append(server)
-    port = server.wait_for(r'"address": "127\.0\.0\.1:(\d+)"').group(1)
-    made = header(source, 51234, int(port))  # type: ignore[operator]
-    assert echo_through_proxy(int(port), made, tls_files) == b"proxied\n"
+    server, port = start_json_server(servers, *identity(tls_files), listen=PROXY_LISTEN)
+    made = header(source, 51234, port)  # type: ignore[operator]
+    assert echo_through_proxy(port, made, tls_files) == b"proxied\n"
     expected = f"[{source}]:51234" if ":" in source else f"{source}:51234"
     line = server.wait_for(r'"bytes_in": 8')
     event = json.loads(line.string)

@@ -17,7 +17,7 @@ from tlsecho import ConfigurationError, TLSSettings, client_creator
 from tlsecho._tickets import session_id_context
 from tlsecho.tap import Options
 
-from _processes import ServerProcess, start_server
+from _processes import ServerProcess, identity, start_server
 from _sessions import echo_session
 from conftest import TLSFiles
 
@@ -30,14 +30,7 @@ def _key_file(directory: Path, name: str = "ticket.key") -> Path:
 
 
 def _server(servers: list[ServerProcess], tls_files: TLSFiles, *extra: str) -> int:
-    server = start_server(
-        servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
-        *extra,
-    )
+    server = start_server(servers, *identity(tls_files), *extra)
     return server.port
 
 

@@ -21,7 +21,14 @@ from twisted.python import usage
 
 from tlsecho.tap import Options
 
-from _processes import ServerProcess, metrics_of, run_client, start_server
+from _processes import (
+    ServerProcess,
+    identity,
+    metrics_of,
+    run_client,
+    start_json_server,
+    start_server,
+)
 from conftest import TLSFiles
 
 
@@ -29,16 +36,7 @@ def _workers(
     servers: list[ServerProcess], tls_files: TLSFiles, *extra: str
 ) -> ServerProcess:
     """Start ``--workers 2`` and wait until both workers listen."""
-    server = start_server(
-        servers,
-        "--workers",
-        "2",
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
-        *extra,
-    )
+    server = start_server(servers, "--workers", "2", *identity(tls_files), *extra)
     server.wait_for(r"\[worker 1\] tlsecho listening on")
     server.wait_for(r"\[worker 2\] tlsecho listening on")
     return server
@@ -209,10 +207,7 @@ def test_proxy_protocol_under_workers(
         servers,
         "--workers",
         "2",
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         listen="haproxy:tcp:0:interface=127.0.0.1",
     )
     header = v2_header("192.0.2.9", 7000, server.port)
@@ -224,22 +219,7 @@ def test_json_logs_carry_the_worker(
     servers: list[ServerProcess], tls_files: TLSFiles
 ) -> None:
     """With --log-format json, worker events are JSON lines with a worker field."""
-    server = ServerProcess(
-        [
-            "--workers",
-            "2",
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
-            "--log-format",
-            "json",
-        ]
-    )
-    servers.append(server)
-    port = server.wait_for(r'"address": "127\.0\.0\.1:(\d+)"').group(1)
+    server, port = start_json_server(servers, "--workers", "2", *identity(tls_files))
     server.wait_for(r'"worker": 2')
     result = run_client(f"127.0.0.1:{port}", "--ca", str(tls_files.ca))
     assert result.returncode == 0, result.stderr
