@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 
@@ -22,6 +23,8 @@ from twisted.python import usage
 from tlsecho.tap import Options
 
 from _processes import (
+    TWIST_COMMAND,
+    TWISTD_COMMAND,
     ServerProcess,
     identity,
     metrics_of,
@@ -283,3 +286,53 @@ def test_metrics_add_up_every_worker(
         ]
         == len(held) - on_first
     )
+
+
+@pytest.mark.parametrize(
+    "command", [TWISTD_COMMAND, TWIST_COMMAND], ids=["twistd", "twist"]
+)
+@pytest.mark.parametrize("option", ["--listen", "--metrics"])
+def test_port_in_use_fails_startup_with_one_line(
+    tls_files: TLSFiles, command: list[str], option: str
+) -> None:
+    """With workers too, a port already bound ends start-up: one line, no traceback."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        taken_description = f"tcp:{port}:interface=127.0.0.1"
+        listen = taken_description if option == "--listen" else "tcp:0:interface=127.0.0.1"
+        extra = ["--metrics", taken_description] if option == "--metrics" else []
+        result = subprocess.run(
+            [
+                *command,
+                "tlsecho",
+                "--workers",
+                "2",
+                *identity(tls_files),
+                "--listen",
+                listen,
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("tlsecho: --listen: ")
+    assert f"{port}:interface=127.0.0.1: cannot listen: " in line
+    assert "Traceback" not in output
+    assert "started worker" not in output
+
+
+def test_workers_under_twist(servers: list[ServerProcess], tls_files: TLSFiles) -> None:
+    """``twist tlsecho --workers 2`` (which binds late) serves echo from its workers."""
+    server = start_server(
+        servers, "--workers", "2", *identity(tls_files), command=TWIST_COMMAND
+    )
+    server.wait_for(r"\[worker 2\] tlsecho listening on")
+    result = run_client(server.address, "--ca", str(tls_files.ca), payload=b"twist\n")
+    assert (result.returncode, result.stdout) == (0, b"twist\n"), result.stderr
+    assert server.stop() == 0

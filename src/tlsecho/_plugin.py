@@ -121,7 +121,7 @@ class SupervisorService(_RunnerSignals, WorkerSupervisor):
         _exit_on_configuration_error(super().privilegedStartService)
 
     def startService(self) -> None:
-        super().startService()
+        _exit_on_configuration_error(super().startService)
         self._install_signals(self.reload)
 
     def stopService(self) -> Any:

@@ -237,6 +237,14 @@ class WorkerSupervisor(MultiService):
         @raise ConfigurationError: naming the C{--listen} description, if a
             port cannot be bound.
         """
+        self._bind_listeners()
+        Service.privilegedStartService(self)
+        for child in self:
+            bind_or_explain(child, child.privilegedStartService)
+
+    def _bind_listeners(self) -> None:
+        if self._ports:
+            return  # bound already (twistd binds early; twist does not)
         for description in self.configuration.listen:
             below, _ = split_proxy(description)
             endpoint = plain_server_endpoint(self._reactor, below)
@@ -251,12 +259,14 @@ class WorkerSupervisor(MultiService):
                 description=description,
                 count=self._count,
             )
-        Service.privilegedStartService(self)
-        for child in self:
-            bind_or_explain(child, child.privilegedStartService)
 
     def startService(self) -> None:
-        """Start the workers."""
+        """
+        Start the workers (binding the listeners first, if not yet done).
+
+        @raise ConfigurationError: as L{privilegedStartService}.
+        """
+        self._bind_listeners()
         Service.startService(self)
         for child in self:
             bind_or_explain(child, child.startService)
