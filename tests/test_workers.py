@@ -233,6 +233,13 @@ def test_json_logs_carry_the_worker(
     assert event["tls_version"] == "TLSv1.3"
 
 
+def test_auto_is_one_worker_per_cpu(tls_files: TLSFiles) -> None:
+    """--workers auto: as many workers as the machine has CPUs."""
+    options = Options()
+    options.parseOptions(["--workers", "auto", *identity(tls_files)])
+    assert options["workers"] == (os.cpu_count() or 1)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -171,8 +171,9 @@ class Options(usage.Options):
             "workers",
             None,
             None,
-            "Serve from N worker processes sharing the listening sockets; the main "
-            "process restarts any that dies and passes SIGHUP and SIGTERM on [1].",
+            "Serve from N worker processes sharing the listening sockets (auto: one "
+            "per CPU); the main process restarts any that dies and passes SIGHUP and "
+            "SIGTERM on [1].",
         ],
         ["config", None, None, "TOML file with the same keys; flags override it."],
     ]
@@ -261,7 +262,11 @@ class Options(usage.Options):
             for name in ("handshake-timeout", "idle-timeout"):
                 self[name] = seconds(self[name], f"--{name}")
             self["max-connections"] = count(self["max-connections"], "--max-connections")
-            self["workers"] = count(self["workers"], "--workers")
+            self["workers"] = (
+                os.cpu_count() or 1
+                if self["workers"] == "auto"
+                else count(self["workers"], "--workers")
+            )
             if self["log-format"] not in ("text", "json"):
                 raise ConfigurationError(
                     "--log-format", f"expected text or json, not {self['log-format']!r}"
