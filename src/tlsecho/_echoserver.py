@@ -266,10 +266,12 @@ def format_address(address: object) -> str:
     if host is None:
         name = getattr(address, "name", None)
         return f"unix:{name.decode() if isinstance(name, bytes) else name or '?'}"
+    if ":" not in host:
+        return f"{host}:{port}"
     # Canonical text: a PROXY v2 header's IPv6 address arrives uncompressed.
     with contextlib.suppress(ValueError):
         host = str(ipaddress.ip_address(host))
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"[{host}]:{port}"
 
 
 class EchoServerFactory(Factory):
