@@ -18,7 +18,7 @@ from tlsecho._config import (
     SCALAR_KEYS,
     load_config,
 )
-from tlsecho._server import SETTINGS_OPTIONS
+from tlsecho._configuration import SETTINGS_OPTIONS
 from tlsecho.tap import SERVICE_DEFAULTS
 
 

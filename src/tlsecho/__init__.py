@@ -11,6 +11,7 @@ TLS, on top of any Twisted endpoint::
 """
 
 from ._client_creators import client_creator
+from ._configuration import ServerConfiguration
 from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._echoclient import EchoClientProtocol, echo
@@ -26,7 +27,7 @@ from ._errors import (
     PeerRejected,
 )
 from ._policy import Profile
-from ._server import EchoService, ServerConfiguration
+from ._server import EchoService
 from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
 
 __all__ = [

@@ -21,9 +21,9 @@ from typing import IO, Any, NoReturn
 from cryptography import x509
 from twisted.python import usage
 
+from ._configuration import ServerConfiguration
 from ._identity import CertificateNames, spki_sha256
 from ._policy import version_name
-from ._server import ServerConfiguration
 
 __all__ = ["main", "report"]
 

@@ -36,11 +36,12 @@ from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
+from ._configuration import ServerConfiguration
 from ._echoserver import format_address
 from ._endpoints import plain_server_endpoint
+from ._listening import bind_or_explain, listen_now, metrics_service
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
 from ._proxy import split_proxy
-from ._server import ServerConfiguration, bind_or_explain, listen_now, metrics_service
 
 __all__ = [
     "WORKER_ENVIRONMENT",

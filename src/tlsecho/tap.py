@@ -17,12 +17,12 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.python import usage
 
+from ._configuration import SETTINGS_OPTIONS, ServerConfiguration
 from ._echoserver import EchoServerFactory
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
 from ._logs import relay_logs_to_main_process, use_json_logs
 from ._plugin import PluginService, SupervisorService, count, seconds
-from ._server import SETTINGS_OPTIONS, ServerConfiguration
 from ._workers import MainProcessWatch, inherited_sockets
 
 __all__ = ["Options", "makeService"]

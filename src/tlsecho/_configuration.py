@@ -1,0 +1,155 @@
+"""
+The server's whole configuration: flags merged over the TOML file, validated.
+
+L{ServerConfiguration.from_options} merges the TOML file and the flags (flags
+win), applies the development default when no certificate is given, and
+validates everything, including each C{--listen} description, before anything
+listens; L{ServerConfiguration.reread} reads it all again for a reload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ._config import load_config
+from ._creators import ServerConnectionCreator, server_creator
+from ._devcert import DevelopmentCertificate, ensure_development_certificate
+from ._endpoints import plain_server_endpoint, require_loopback
+from ._reload import settings_files
+from ._settings import TLSSettings
+
+__all__ = ["DEFAULT_LISTEN", "SETTINGS_OPTIONS", "ServerConfiguration"]
+
+#: Server options that are TLS settings, and the TLSSettings.from_strings
+#: argument each becomes.
+SETTINGS_OPTIONS = {
+    "cert": "certificate",
+    "key": "private_key",
+    "key-passphrase-file": "key_passphrase_file",
+    "ca": "ca",
+    "verify": "verify",
+    "profile": "profile",
+    "ciphers": "ciphers",
+    "min-tls": "min_tls",
+    "max-tls": "max_tls",
+    "allow-cn": "allow_cn",
+    "allow-dns": "allow_dns",
+    "allow-uri": "allow_uri",
+    "allow-spki": "allow_spki",
+    "sni": "sni",
+    "sni-strict": "sni_strict",
+    "alpn": "alpn",
+    "crl": "crl",
+    "ocsp-response": "ocsp_response",
+    "keylog-file": "keylog_file",
+    "ticket-key-file": "ticket_key_file",
+}
+#: Options that are on/off switches.
+SWITCHES = frozenset({"sni-strict"})
+
+#: Where the server listens when no --listen is given.
+DEFAULT_LISTEN = "tcp:8443:interface=127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServerConfiguration:
+    """
+    A validated server configuration.
+
+    @ivar settings: The TLS settings.
+    @ivar listen: The server endpoint descriptions to listen on.
+    @ivar development: The development certificate in use, if no certificate
+        was configured.
+    @ivar options: The flags this came from (with C{config}), to read it again.
+    @ivar values: The flags merged over the configuration file, every key
+        (service options included) as given.
+    @ivar creator: The server connection creator for these settings, built
+        (and so checked) once.
+
+    @raise ConfigurationError: if the settings cannot serve (no certificate,
+        client verification without CAs) or the development certificate would
+        serve beyond loopback.
+    """
+
+    settings: TLSSettings
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    development: DevelopmentCertificate | None = None
+    options: Mapping[str, Any] | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+    creator: ServerConnectionCreator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.development is not None:
+            for description in self.listen:
+                require_loopback(
+                    description,
+                    "the development certificate may only serve loopback; "
+                    "give --cert and --key to listen elsewhere",
+                )
+        object.__setattr__(self, "creator", server_creator(self.settings))
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, Any], reactor: Any = None, check_listen: bool = True
+    ) -> ServerConfiguration:
+        """
+        Merge C{--config} and flags (C{None} or an empty list: not given) and
+        validate the result.
+
+        @param reactor: Used only to parse endpoint descriptions.
+        @param check_listen: Whether to parse each C{--listen} description; a
+            worker, which adopts sockets its main process made from them, does
+            not (a C{systemd:} description only parses in the main process).
+        @raise ConfigurationError: for any invalid setting.
+        """
+        values: dict[str, Any] = {}
+        if options.get("config"):
+            values.update(load_config(Path(options["config"])))
+        for key, value in options.items():
+            # A flag not given is None, an empty list, or False (switches).
+            if key != "config" and value not in (None, [], (), False, 0):
+                values[key] = value
+        development = None
+        if values.get("cert") is None and values.get("key") is None:
+            development = ensure_development_certificate()
+            values["cert"] = str(development.certificate)
+            values["key"] = str(development.private_key)
+        arguments: dict[str, Any] = {
+            argument: bool(values[option]) if option in SWITCHES else values[option]
+            for option, argument in SETTINGS_OPTIONS.items()
+            if option in values
+        }
+        settings = TLSSettings.from_strings(**arguments)
+        listen = tuple(values.get("listen") or (DEFAULT_LISTEN,))
+        if reactor is None:
+            from twisted.internet import reactor
+        for description in listen if check_listen else ():
+            plain_server_endpoint(reactor, description)
+        return cls(
+            settings=settings,
+            listen=listen,
+            development=development,
+            options=dict(options),
+            values=values,
+        )
+
+    def reread(self) -> ServerConfiguration:
+        """
+        The configuration read again: the configuration file (if any) and every
+        file it names.  Listeners are not changed by a reload.
+
+        @raise ConfigurationError: if the result is invalid.
+        """
+        if self.options is None:
+            return replace(self, settings=self.settings.replace())
+        return ServerConfiguration.from_options(self.options, check_listen=False)
+
+    def files(self) -> list[Path]:
+        """
+        The files this configuration was read from, to watch for changes.
+        """
+        config = (self.options or {}).get("config")
+        return settings_files(self.settings) + ([Path(config)] if config else [])
