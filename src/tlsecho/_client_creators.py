@@ -28,7 +28,7 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._creators import TrustRoot, finish, options_for
+from ._contexts import TrustRoot, finish, options_for
 from ._diagnosis import record_refusal, register_trust
 from ._errors import ConfigurationError, PeerRejected
 from ._identity import describe_identity, spki_sha256
