@@ -16,6 +16,7 @@ import pytest
 import trustme
 import twisted
 from OpenSSL import SSL
+from twisted.logger import LogEvent, globalLogPublisher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -115,3 +116,29 @@ def servers() -> Iterator[list[object]]:
     yield started  # type: ignore[misc]
     for server in started:
         server.stop()
+
+
+class ServerLog(list[LogEvent]):
+    """Every event logged during a test, with the echo server's picked out."""
+
+    def connections(self) -> list[LogEvent]:
+        """The one-per-connection events of the echo server."""
+        from tlsecho import EchoServerProtocol
+
+        return [e for e in self if isinstance(e.get("log_source"), EchoServerProtocol)]
+
+    def only(self) -> LogEvent:
+        """The one connection event, asserting there was exactly one."""
+        (event,) = self.connections()
+        return event
+
+
+@pytest.fixture
+def server_log() -> Iterator[ServerLog]:
+    """The events logged (in this process) during the test."""
+    events = ServerLog()
+    globalLogPublisher.addObserver(events.append)
+    try:
+        yield events
+    finally:
+        globalLogPublisher.removeObserver(events.append)

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 
 import pytest
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     TLSSettings,
     TLSVersion,
@@ -32,7 +29,7 @@ from tlsecho.tap import Options
 
 from _loopback import Loopback, loopback
 from _processes import ServerProcess, run_client, start_server
-from conftest import TLSFiles
+from conftest import ServerLog, TLSFiles
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 NO_OVERLAP = "no application protocol in common (ALPN)"
@@ -54,17 +51,6 @@ class _OpenClient(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = reason
-
-
-@pytest.fixture
-def server_log() -> Iterator[list[LogEvent]]:
-    """The events logged during the test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
 
 
 def _server(files: TLSFiles, alpn: tuple[str, ...] = ("h2", "http/1.1")) -> object:
@@ -119,7 +105,7 @@ def test_negotiated_protocol(
 
 @pytest.mark.parametrize("max_tls", [TLSVersion.TLSv1_2, TLSVersion.TLSv1_3])
 def test_no_overlap_fails_with_no_application_protocol(
-    tls_files: TLSFiles, server_log: list[LogEvent], max_tls: TLSVersion
+    tls_files: TLSFiles, server_log: ServerLog, max_tls: TLSVersion
 ) -> None:
     """A client offering none of the server's protocols fails the handshake with
     no_application_protocol, and the server logs why."""
@@ -127,9 +113,7 @@ def test_no_overlap_fails_with_no_application_protocol(
     assert isinstance(outcome, Failure), outcome
     assert outcome.check(HandshakeFailed)
     assert outcome.value.reason == NO_OVERLAP
-    (event,) = [
-        e for e in server_log if isinstance(e.get("log_source"), EchoServerProtocol)
-    ]
+    event = server_log.only()
     assert event["failed"]
     assert event["reason"] == NO_OVERLAP
 

@@ -16,7 +16,7 @@ import datetime
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +26,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     TLSSettings,
     TLSVersion,
@@ -44,7 +42,7 @@ from tlsecho.tap import Options
 
 from _loopback import Loopback, loopback
 from _processes import ServerProcess, run_client, run_twistd, start_server
-from conftest import TLSFiles
+from conftest import ServerLog, TLSFiles
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 SPIFFE_X = "spiffe://example.org/ns/x"
@@ -153,22 +151,6 @@ def mallory(tls_files: TLSFiles, tmp_path: Path) -> ClientCert:
     )
 
 
-@pytest.fixture
-def server_log() -> Iterator[list[LogEvent]]:
-    """The events logged during the test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-
-
-def _connection_event(events: list[LogEvent]) -> LogEvent:
-    (event,) = [e for e in events if isinstance(e.get("log_source"), EchoServerProtocol)]
-    return event
-
-
 def _server(
     files: TLSFiles, verify: VerifyMode = VerifyMode.REQUIRED, **rules: object
 ) -> object:
@@ -243,12 +225,12 @@ RULES = ["cn", "dns", "uri", "spki-base64", "spki-hex"]
 
 @pytest.mark.parametrize("kind", RULES)
 def test_matching_certificate_is_authorized(
-    tls_files: TLSFiles, alice: ClientCert, server_log: list[LogEvent], kind: str
+    tls_files: TLSFiles, alice: ClientCert, server_log: ServerLog, kind: str
 ) -> None:
     """A client certificate that matches the one --allow-* rule is served."""
     server = _server(tls_files, **_rule(kind, alice))
     assert _echo_as(server, tls_files, alice) == b"hello"
-    assert not _connection_event(server_log)["failed"]
+    assert not server_log.only()["failed"]
 
 
 @pytest.mark.parametrize("kind", RULES)
@@ -256,26 +238,26 @@ def test_other_certificate_is_refused_and_logged(
     tls_files: TLSFiles,
     alice: ClientCert,
     mallory: ClientCert,
-    server_log: list[LogEvent],
+    server_log: ServerLog,
     kind: str,
 ) -> None:
     """A verified client certificate that matches no rule is refused with
     bad_certificate, and the server logs its CN, names and SPKI pin and why."""
     server = _server(tls_files, **_rule(kind, alice))
     _assert_refused(_echo_as(server, tls_files, mallory))
-    event = _connection_event(server_log)
+    event = server_log.only()
     assert event["failed"]
     assert event["reason"] == _refusal_line(mallory, "mallory")
 
 
 def test_refusal_over_tls12(
-    tls_files: TLSFiles, alice: ClientCert, mallory: ClientCert, server_log: list[LogEvent]
+    tls_files: TLSFiles, alice: ClientCert, mallory: ClientCert, server_log: ServerLog
 ) -> None:
     """Over TLS 1.2 too, an unauthorized certificate is refused with bad_certificate
     and an authorized one served."""
     server = _server(tls_files, allow_cn=("alice",))
     _assert_refused(_echo_as(server, tls_files, mallory, max_tls=TLSVersion.TLSv1_2))
-    assert _connection_event(server_log)["reason"].startswith(
+    assert server_log.only()["reason"].startswith(
         "client certificate not authorized (CN=mallory,"
     )
     assert _echo_as(server, tls_files, alice, max_tls=TLSVersion.TLSv1_2) == b"hello"
@@ -383,7 +365,7 @@ def test_rules_with_optional_verification_are_an_error(tls_files: TLSFiles) -> N
 
 
 def test_chain_is_verified_before_rules(
-    tls_files: TLSFiles, tmp_path: Path, server_log: list[LogEvent]
+    tls_files: TLSFiles, tmp_path: Path, server_log: ServerLog
 ) -> None:
     """A certificate from an untrusted CA is refused as unknown CA even though its CN
     matches a rule: the rules only narrow verified certificates."""
@@ -392,9 +374,7 @@ def test_chain_is_verified_before_rules(
     outcome = _echo_as(server, tls_files, stranger)
     assert isinstance(outcome, Failure)
     assert outcome.value.reason == "the peer does not trust our certificate (unknown CA)"
-    assert _connection_event(server_log)["reason"].startswith(
-        "certificate verify failed: unknown CA"
-    )
+    assert server_log.only()["reason"].startswith("certificate verify failed: unknown CA")
 
 
 # Configuration errors -----------------------------------------------------------------

@@ -10,8 +10,6 @@ client's result and the one event the server logs per connection.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +24,11 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     ServerConnectionCreator,
     TLSSettings,
@@ -43,7 +39,7 @@ from tlsecho import (
 )
 
 from _loopback import Loopback, loopback
-from conftest import TLSFiles, write_cert
+from conftest import ServerLog, TLSFiles, write_cert
 
 UNKNOWN_CA = (
     "certificate verify failed: unknown CA (unable to get local issuer certificate)"
@@ -63,35 +59,6 @@ class _OpenClient(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = reason
-
-
-@dataclass(frozen=True)
-class _ServerLog:
-    """The events the echo server logged."""
-
-    events: list[LogEvent]
-
-    def connections(self) -> list[LogEvent]:
-        """The one-per-connection events of L{EchoServerProtocol}."""
-        return [
-            e for e in self.events if isinstance(e.get("log_source"), EchoServerProtocol)
-        ]
-
-    def only(self) -> LogEvent:
-        """The one connection event, asserting there was exactly one."""
-        (event,) = self.connections()
-        return event
-
-
-@pytest.fixture
-def server_log() -> Iterator[_ServerLog]:
-    """Capture log events for the length of a test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield _ServerLog(events)
-    finally:
-        globalLogPublisher.removeObserver(events.append)
 
 
 @pytest.fixture(params=[trustme.KeyType.RSA, trustme.KeyType.ECDSA], ids=["RSA", "ECDSA"])
@@ -192,7 +159,7 @@ def _first_certificate(path: Path) -> x509.Certificate:
 # The basic handshake.
 
 
-def test_echo_over_tls(typed_files: TLSFiles, server_log: _ServerLog) -> None:
+def test_echo_over_tls(typed_files: TLSFiles, server_log: ServerLog) -> None:
     """A client that trusts the server's CA echoes through a TLS handshake."""
     connection = loopback(_server(typed_files), _client(typed_files))
     assert _echoed(connection) == b"hello"
@@ -255,7 +222,7 @@ def test_verify_optional_accepts_trusted_client_certificate(tls_files: TLSFiles)
 
 
 def test_verify_optional_refuses_untrusted_client_certificate(
-    tls_files: TLSFiles, tmp_path: Path, server_log: _ServerLog
+    tls_files: TLSFiles, tmp_path: Path, server_log: ServerLog
 ) -> None:
     """With verify optional a client certificate from another CA is refused."""
     stranger_cert, stranger_key = write_cert(
@@ -270,7 +237,7 @@ def test_verify_optional_refuses_untrusted_client_certificate(
 
 
 def test_verify_required_refuses_client_without_certificate(
-    tls_files: TLSFiles, server_log: _ServerLog
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """With verify required a client without a certificate is refused (TLS 1.3)."""
     server = _server(tls_files, verify=VerifyMode.REQUIRED, ca=(tls_files.client_ca,))
@@ -282,7 +249,7 @@ def test_verify_required_refuses_client_without_certificate(
 
 
 def test_verify_required_refuses_client_without_certificate_tls12(
-    tls_files: TLSFiles, server_log: _ServerLog
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """With verify required a TLS 1.2 client without a certificate is refused too."""
     server = _server(tls_files, verify=VerifyMode.REQUIRED, ca=(tls_files.client_ca,))
@@ -296,7 +263,7 @@ def test_verify_required_refuses_client_without_certificate_tls12(
 
 
 def test_verify_required_accepts_trusted_client_certificate(
-    typed_files: TLSFiles, server_log: _ServerLog
+    typed_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """With verify required a client certificate from the trusted CA is accepted."""
     server = _server(typed_files, verify=VerifyMode.REQUIRED, ca=(typed_files.client_ca,))
@@ -315,7 +282,7 @@ def test_client_certificate_is_presented(typed_files: TLSFiles) -> None:
 
 
 def test_verify_required_refuses_untrusted_client_certificate(
-    tls_files: TLSFiles, tmp_path: Path, server_log: _ServerLog
+    tls_files: TLSFiles, tmp_path: Path, server_log: ServerLog
 ) -> None:
     """With verify required a client certificate from another CA is refused."""
     stranger_cert, stranger_key = write_cert(
@@ -331,7 +298,7 @@ def test_verify_required_refuses_untrusted_client_certificate(
 
 @pytest.mark.parametrize("mode", [VerifyMode.OPTIONAL, VerifyMode.REQUIRED])
 def test_verifying_server_refuses_expired_client_certificate(
-    tls_files: TLSFiles, server_log: _ServerLog, mode: VerifyMode
+    tls_files: TLSFiles, server_log: ServerLog, mode: VerifyMode
 ) -> None:
     """A verifying server refuses an expired client certificate and logs why."""
     now = datetime.datetime.now(datetime.UTC)
@@ -347,7 +314,7 @@ def test_verifying_server_refuses_expired_client_certificate(
 
 
 def test_verify_required_refuses_server_ca_for_clients(
-    tls_files: TLSFiles, server_log: _ServerLog
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """A client certificate is checked against --ca, not the server's own CA."""
     server_as_client = tls_files.server_ca.issue_cert("client.example")
@@ -439,7 +406,7 @@ def test_client_refuses_ip_address_mismatch(tls_files: TLSFiles) -> None:
 
 
 def test_client_refuses_untrusted_server(
-    tls_files: TLSFiles, server_log: _ServerLog
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """A client that does not trust the server's CA fails with "unknown CA"."""
     client = _client(tls_files, ca=(tls_files.client_ca,))
@@ -470,7 +437,7 @@ def _raw_options(leaf: trustme.LeafCert) -> CertificateOptions:
 
 
 def test_client_refuses_expired_server_certificate(
-    tls_files: TLSFiles, server_log: _ServerLog
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """A client refuses an expired server certificate, saying it has expired."""
     now = datetime.datetime.now(datetime.UTC)
@@ -573,7 +540,7 @@ def test_sni_for_international_name_same_with_verify_none(
 # Protocol versions.
 
 
-def test_no_common_version(tls_files: TLSFiles, server_log: _ServerLog) -> None:
+def test_no_common_version(tls_files: TLSFiles, server_log: ServerLog) -> None:
     """A client capped at TLS 1.2 cannot talk to a server requiring 1.3."""
     server = _server(tls_files, min_tls=TLSVersion.TLSv1_3)
     client = _client(tls_files, max_tls=TLSVersion.TLSv1_2)
@@ -644,7 +611,7 @@ def test_client_cipher_is_used(tls_files: TLSFiles) -> None:
     )
 
 
-def test_no_common_cipher(tls_files: TLSFiles, server_log: _ServerLog) -> None:
+def test_no_common_cipher(tls_files: TLSFiles, server_log: ServerLog) -> None:
     """Disjoint TLS 1.2 cipher lists make the handshake fail with no cipher in common."""
     server = _server(
         tls_files, ciphers="ECDHE-ECDSA-AES256-GCM-SHA384", max_tls=TLSVersion.TLSv1_2

@@ -11,19 +11,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     TLSSettings,
     TLSVersion,
@@ -34,7 +31,7 @@ from tlsecho import (
 
 from _loopback import loopback
 from _processes import TLSECHO, ServerProcess, run_client, start_server
-from conftest import TLSFiles
+from conftest import ServerLog, TLSFiles
 
 OTHER_PIN = base64.b64encode(hashlib.sha256(b"some other key").digest()).decode()
 
@@ -56,22 +53,6 @@ def _leaf_pin(path: Path) -> bytes:
 
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
-
-
-@pytest.fixture
-def server_log() -> Iterator[list[LogEvent]]:
-    """The events logged during the test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-
-
-def _server_event(events: list[LogEvent]) -> LogEvent:
-    (event,) = [e for e in events if isinstance(e.get("log_source"), EchoServerProtocol)]
-    return event
 
 
 def _echo(
@@ -127,7 +108,7 @@ def test_matching_pin_replaces_verification(tls_files: TLSFiles) -> None:
 @pytest.mark.parametrize("verify", [None, VerifyMode.NONE], ids=["verified", "unverified"])
 def test_mismatching_pin_fails_before_sending(
     tls_files: TLSFiles,
-    server_log: list[LogEvent],
+    server_log: ServerLog,
     verify: VerifyMode | None,
     max_tls: TLSVersion,
 ) -> None:
@@ -137,7 +118,7 @@ def test_mismatching_pin_fails_before_sending(
         tls_files, ca=(tls_files.ca,), verify=verify, pin_spki=(OTHER_PIN,), max_tls=max_tls
     )
     assert _failure_reason(outcome) == _mismatch(tls_files)
-    assert _server_event(server_log)["bytes_in"] == 0
+    assert server_log.only()["bytes_in"] == 0
 
 
 def test_any_pin_may_match(tls_files: TLSFiles) -> None:

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,6 @@ import trustme
 from OpenSSL import SSL
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Protocol
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -33,7 +32,6 @@ from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     Profile,
     TLSSettings,
@@ -45,7 +43,7 @@ from tlsecho.tap import Options
 
 from _loopback import Loopback, loopback
 from _processes import TLSECHO, ServerProcess, run_client, run_twistd, start_server
-from conftest import TLSFiles, write_cert
+from conftest import ServerLog, TLSFiles, write_cert
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
@@ -112,20 +110,9 @@ def _tls12_only(ciphers: str) -> Callable[[SSL.Context], None]:
     return configure
 
 
-@pytest.fixture
-def server_log() -> Iterator[list[LogEvent]]:
-    """The events the echo server logs during the test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-
-
-def _connection_reason(events: list[LogEvent]) -> str:
+def _connection_reason(events: ServerLog) -> str:
     """The reason of the one connection event the echo server logged."""
-    (event,) = [e for e in events if isinstance(e.get("log_source"), EchoServerProtocol)]
+    event = events.only()
     assert event["failed"]
     reason: str = event["reason"]
     return reason
@@ -299,7 +286,7 @@ def test_intermediate_serves_tls12_and_tls13(
     ],
 )
 def test_intermediate_refuses_other_tls12_ciphers(
-    rsa_files: TLSFiles, server_log: list[LogEvent], cipher: str
+    rsa_files: TLSFiles, server_log: ServerLog, cipher: str
 ) -> None:
     """A TLS 1.2 client offering only a cipher outside ECDHE + AEAD is refused, and the
     server logs that no cipher was in common."""
@@ -349,7 +336,7 @@ def test_modern_policy_is_tls13_only() -> None:
 
 
 def test_modern_refuses_tls12_client_in_memory(
-    tls_files: TLSFiles, server_log: list[LogEvent]
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """A modern server refuses a TLS 1.2-only client with a protocol version reason on
     both sides."""
@@ -416,7 +403,7 @@ def test_ciphers_narrow_the_profile(ciphers: str, expected: set[str]) -> None:
 
 
 def test_narrowed_ciphers_apply_to_handshakes(
-    tls_files: TLSFiles, server_log: list[LogEvent]
+    tls_files: TLSFiles, server_log: ServerLog
 ) -> None:
     """A server narrowed to ChaCha20 refuses a TLS 1.2 client offering only another
     intermediate cipher, and serves one offering ChaCha20."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +24,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     TLSSettings,
     TLSVersion,
@@ -42,7 +40,7 @@ from tlsecho.tap import Options
 
 from _loopback import loopback
 from _processes import ServerProcess, run_client, start_server
-from conftest import TLSFiles, write_cert
+from conftest import ServerLog, TLSFiles, write_cert
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 HOUR = datetime.timedelta(hours=1)
@@ -152,22 +150,6 @@ def _responder(
     return certificate, key
 
 
-@pytest.fixture
-def server_log() -> Iterator[list[LogEvent]]:
-    """The events logged during the test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-
-
-def _connection_event(events: list[LogEvent]) -> LogEvent:
-    (event,) = [e for e in events if isinstance(e.get("log_source"), EchoServerProtocol)]
-    return event
-
-
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -221,7 +203,7 @@ def _mutual_client(files: TLSFiles, **settings: object) -> object:
 def test_server_refuses_revoked_client_certificate(
     tls_files: TLSFiles,
     tmp_path: Path,
-    server_log: list[LogEvent],
+    server_log: ServerLog,
     verify: VerifyMode,
     max_tls: TLSVersion,
 ) -> None:
@@ -235,7 +217,7 @@ def test_server_refuses_revoked_client_certificate(
         _crl_server(tls_files, crl, verify), _mutual_client(tls_files, max_tls=max_tls)
     )
     assert _failure_reason(outcome) == "the peer says our certificate is revoked"
-    event = _connection_event(server_log)
+    event = server_log.only()
     assert event["failed"]
     assert event["reason"] == "certificate verify failed: certificate revoked"
 

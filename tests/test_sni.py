@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +18,12 @@ import trustme
 from cryptography import x509
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Protocol
-from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
-    EchoServerProtocol,
     HandshakeFailed,
     ServerConnectionCreator,
     SNICertificate,
@@ -40,7 +37,7 @@ from tlsecho.tap import Options
 
 from _loopback import loopback
 from _processes import ServerProcess, run_client, start_server
-from conftest import write_cert
+from conftest import ServerLog, write_cert
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 EXACT = "echo.example.org"
@@ -130,21 +127,6 @@ def _verified_echo(server: object, files: SNIFiles, servername: str) -> bytes | 
     loopback(server, client).client.result.addBoth(results.append)  # type: ignore[arg-type]
     (outcome,) = results
     return outcome
-
-
-@pytest.fixture
-def server_log() -> Iterator[list[LogEvent]]:
-    """The events logged during the test."""
-    events: list[LogEvent] = []
-    globalLogPublisher.addObserver(events.append)
-    try:
-        yield events
-    finally:
-        globalLogPublisher.removeObserver(events.append)
-
-
-def _connection_events(events: list[LogEvent]) -> list[LogEvent]:
-    return [e for e in events if isinstance(e.get("log_source"), EchoServerProtocol)]
 
 
 # Choosing the certificate -------------------------------------------------------------
@@ -239,7 +221,7 @@ def test_sni_contexts_keep_the_client_certificate_policy(
     "servername", ["unknown.example", "a.b.example.test", "example.test"]
 )
 def test_strict_refuses_unknown_names(
-    sni_files: SNIFiles, server_log: list[LogEvent], servername: str
+    sni_files: SNIFiles, server_log: ServerLog, servername: str
 ) -> None:
     """With --sni-strict a name no certificate is for fails the handshake with
     unrecognized_name, and the server logs the name."""
@@ -251,7 +233,7 @@ def test_strict_refuses_unknown_names(
     (failure,) = results
     assert failure.check(HandshakeFailed)
     assert failure.value.reason == UNRECOGNIZED
-    (event,) = _connection_events(server_log)
+    (event,) = server_log.connections()
     assert event["failed"]
     assert event["reason"] == f"unrecognized name {servername!r} (--sni-strict)"
 
