@@ -12,15 +12,32 @@ from typing import Any
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import (
+    IHandshakeListener,
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
+from zope.interface import implementer
 
 from tlsecho import EchoClientProtocol, EchoServerFactory
+
+
+@implementer(IHandshakeListener)
+class OpenClient(Protocol):
+    """A client that sends nothing and keeps the connection open after the handshake."""
+
+    handshake_done = False
+    lost: Failure | None = None
+
+    def handshakeCompleted(self) -> None:
+        self.handshake_done = True
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lost = reason
 
 
 @dataclass

@@ -12,10 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from twisted.internet.interfaces import IHandshakeListener
-from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
@@ -27,8 +24,8 @@ from tlsecho import (
 )
 from tlsecho.tap import Options
 
-from _loopback import Loopback, loopback
-from _processes import ServerProcess, run_client, start_server
+from _loopback import Loopback, OpenClient, loopback
+from _processes import ServerProcess, identity, run_client, start_server
 from conftest import ServerLog, TLSFiles
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -37,20 +34,6 @@ PAYLOAD = b"hello, alpn\n"
 
 
 # Helpers ------------------------------------------------------------------------------
-
-
-@implementer(IHandshakeListener)
-class _OpenClient(Protocol):
-    """A client that sends nothing and keeps the connection open after the handshake."""
-
-    handshake_done = False
-    lost: Failure | None = None
-
-    def handshakeCompleted(self) -> None:
-        self.handshake_done = True
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self.lost = reason
 
 
 def _server(files: TLSFiles, alpn: tuple[str, ...] = ("h2", "http/1.1")) -> object:
@@ -67,7 +50,7 @@ def _client(files: TLSFiles, alpn: tuple[str, ...], **settings: object) -> objec
 
 
 def _open(server: object, client: object) -> Loopback:
-    connection = loopback(server, client, client=_OpenClient())  # type: ignore[arg-type]
+    connection = loopback(server, client, client=OpenClient())  # type: ignore[arg-type]
     assert connection.client.handshake_done, connection.client.lost
     return connection
 
@@ -147,10 +130,7 @@ def test_server_flags_keep_order(tls_files: TLSFiles) -> None:
     options = Options()
     options.parseOptions(
         [
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
+            *identity(tls_files),
             "--alpn",
             "http/1.1",
             "--alpn",
@@ -168,10 +148,7 @@ def server(servers: list, tls_files: TLSFiles) -> ServerProcess:
     """twistd tlsecho --alpn h2 --alpn http/1.1."""
     return start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--alpn",
         "h2",
         "--alpn",

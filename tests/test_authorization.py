@@ -41,7 +41,7 @@ from tlsecho import (
 from tlsecho.tap import Options
 
 from _loopback import Loopback, loopback
-from _processes import ServerProcess, run_client, run_twistd, start_server
+from _processes import ServerProcess, identity, run_client, run_twistd, start_server
 from conftest import ServerLog, TLSFiles
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -439,10 +439,7 @@ def test_server_options_refuse_rules_without_verify(tls_files: TLSFiles) -> None
     with pytest.raises(usage.UsageError) as info:
         options.parseOptions(
             [
-                "--cert",
-                str(tls_files.server_cert),
-                "--key",
-                str(tls_files.server_key),
+                *identity(tls_files),
                 "--allow-cn",
                 "alice",
             ]
@@ -493,10 +490,7 @@ def test_server_flags_become_rules(tls_files: TLSFiles, alice: ClientCert) -> No
     options = Options()
     options.parseOptions(
         [
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
+            *identity(tls_files),
             "--ca",
             str(tls_files.client_ca),
             "--verify",
@@ -614,10 +608,7 @@ def test_twistd_refuses_bad_rules(
     """twistd tlsecho exits 2 with one line naming the option for --allow-* without
     --verify and for a malformed --allow-spki pin."""
     result = run_twistd(
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--ca",
         str(tls_files.client_ca),
         "--listen",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from _processes import TLSECHO, ServerProcess, run_client, start_server
+from _processes import TLSECHO, ServerProcess, identity, run_client, start_server
 from conftest import TLSFiles
 
 pytestmark = pytest.mark.subprocess
@@ -34,10 +34,7 @@ PAYLOAD = b"hello, tlsecho\n"
 def _serve(servers: list, tls_files: TLSFiles, *arguments: str) -> ServerProcess:
     return start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         *arguments,
     )
 

@@ -29,7 +29,7 @@ from typing import IO
 import pytest
 import trustme
 
-from _processes import ServerProcess, start_server
+from _processes import ServerProcess, identity, start_server
 from conftest import TLSFiles, write_cert
 
 pytestmark = pytest.mark.subprocess
@@ -266,10 +266,7 @@ def modern_server(servers: list[ServerProcess], tls_files: TLSFiles) -> ServerPr
     """The server with --profile modern."""
     return start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--profile",
         "modern",
     )

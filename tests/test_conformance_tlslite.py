@@ -44,7 +44,7 @@ from tlslite.errors import TLSRemoteAlert
 from tlslite.extensions import TLSExtension
 from tlslite.messages import ClientHello
 
-from _processes import ServerProcess, start_server
+from _processes import ServerProcess, identity, start_server
 from conftest import TLSFiles, write_cert
 
 pytestmark = pytest.mark.subprocess
@@ -110,10 +110,7 @@ def mutual_server(servers: list[ServerProcess], tls_files: TLSFiles) -> ServerPr
     """A server that requires client certificates from C{tls_files.client_ca}."""
     return start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--verify",
         "required",
         "--ca",
@@ -649,10 +646,7 @@ def test_tls12_only_server_sends_no_downgrade_sentinel(
     """
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--max-tls",
         "1.2",
     )

@@ -18,14 +18,11 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from twisted.internet.interfaces import (
-    IHandshakeListener,
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
 )
-from twisted.internet.protocol import Protocol
 from twisted.internet.ssl import CertificateOptions
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
@@ -38,27 +35,13 @@ from tlsecho import (
     server_creator,
 )
 
-from _loopback import Loopback, loopback
+from _loopback import Loopback, OpenClient, loopback
 from conftest import ServerLog, TLSFiles, write_cert
 
 UNKNOWN_CA = (
     "certificate verify failed: unknown CA (unable to get local issuer certificate)"
 )
 PEER_SAYS_UNKNOWN_CA = "the peer does not trust our certificate (unknown CA)"
-
-
-@implementer(IHandshakeListener)
-class _OpenClient(Protocol):
-    """A client that sends nothing and keeps the connection open after the handshake."""
-
-    handshake_done = False
-    lost: Failure | None = None
-
-    def handshakeCompleted(self) -> None:
-        self.handshake_done = True
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self.lost = reason
 
 
 @pytest.fixture(params=[trustme.KeyType.RSA, trustme.KeyType.ECDSA], ids=["RSA", "ECDSA"])
@@ -137,7 +120,7 @@ def _open(
     server: IOpenSSLServerConnectionCreator, client: IOpenSSLClientConnectionCreator
 ) -> Loopback:
     """A completed handshake kept open, asserting it succeeded on the client."""
-    connection = loopback(server, client, client=_OpenClient())
+    connection = loopback(server, client, client=OpenClient())
     assert connection.client.handshake_done, connection.client.lost
     assert connection.client.lost is None
     assert connection.server.handshake_done

@@ -35,7 +35,7 @@ from tlsecho import (
 from tlsecho.tap import Options
 
 from _loopback import loopback
-from _processes import ServerProcess, run_client, run_twistd, start_server
+from _processes import ServerProcess, identity, run_client, run_twistd, start_server
 from conftest import TLSFiles, write_cert
 
 #: An NSS key log line: label, 32-byte client random, secret (hex).
@@ -198,10 +198,7 @@ def test_twistd_refuses_world_readable_key(tls_files: TLSFiles) -> None:
     listening, and shows none of the key."""
     tls_files.server_key.chmod(0o644)
     result = run_twistd(
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--listen",
         "tcp:0:interface=127.0.0.1",
         timeout=20,
@@ -423,10 +420,7 @@ def test_twistd_keylog_file(
     path = tmp_path / "server-keys.log"
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--keylog-file",
         str(path),
     )
@@ -453,10 +447,7 @@ def test_client_sslkeylogfile(
     server_path, client_path = tmp_path / "server.keys", tmp_path / "client.keys"
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--keylog-file",
         str(server_path),
     )
@@ -572,10 +563,7 @@ def test_server_log_never_shows_key_material(
     neither does the client."""
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--ca",
         str(tls_files.client_ca),
         "--verify",

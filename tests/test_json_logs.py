@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from _processes import TWIST_COMMAND, TWISTD_COMMAND, ServerProcess, run_client
+from _processes import TWIST_COMMAND, TWISTD_COMMAND, ServerProcess, identity, run_client
 from conftest import TLSFiles
 
 FIELDS = {
@@ -39,10 +39,7 @@ def test_json_lines_with_connection_fields(
         [
             "--listen",
             "tcp:0:interface=127.0.0.1",
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
+            *identity(tls_files),
             "--log-format",
             "json",
         ],
@@ -72,10 +69,7 @@ def test_unknown_log_format_is_refused(tls_files: TLSFiles) -> None:
     from _processes import run_twistd
 
     result = run_twistd(
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--log-format",
         "xml",
     )

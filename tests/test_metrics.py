@@ -14,7 +14,7 @@ import ssl
 
 from cryptography import x509
 
-from _processes import metrics_of, run_client, start_server
+from _processes import identity, metrics_of, run_client, start_server
 from conftest import TLSFiles
 
 
@@ -29,10 +29,7 @@ def test_metrics_limits_and_log_fields(servers: list, tls_files: TLSFiles) -> No
     and limit refusals are all counted; each connection logs its fields."""
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--metrics",
         "tcp:0:interface=127.0.0.1",
         "--max-connections",
@@ -101,10 +98,7 @@ def test_client_identity_and_alpn_are_logged(servers: list, tls_files: TLSFiles)
     """With mutual TLS and ALPN, the connection's log line names the client and protocol."""
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--ca",
         str(tls_files.client_ca),
         "--verify",

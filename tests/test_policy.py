@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 import trustme
 from OpenSSL import SSL
-from twisted.internet.interfaces import IHandshakeListener, IOpenSSLClientConnectionCreator
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -41,8 +40,15 @@ from tlsecho import (
 )
 from tlsecho.tap import Options
 
-from _loopback import Loopback, loopback
-from _processes import TLSECHO, ServerProcess, run_client, run_twistd, start_server
+from _loopback import Loopback, OpenClient, loopback
+from _processes import (
+    TLSECHO,
+    ServerProcess,
+    identity,
+    run_client,
+    run_twistd,
+    start_server,
+)
 from conftest import ServerLog, TLSFiles, write_cert
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -66,20 +72,6 @@ MOZILLA_GROUPS = {"x25519", "secp256r1", "prime256v1", "secp384r1"}
 
 
 # Helpers ------------------------------------------------------------------------------
-
-
-@implementer(IHandshakeListener)
-class _OpenClient(Protocol):
-    """A client that sends nothing and keeps the connection open after the handshake."""
-
-    handshake_done = False
-    lost: Failure | None = None
-
-    def handshakeCompleted(self) -> None:
-        self.handshake_done = True
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self.lost = reason
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -132,7 +124,7 @@ def _client(files: TLSFiles, **settings: object) -> IOpenSSLClientConnectionCrea
 
 def _open(server: object, client: IOpenSSLClientConnectionCreator) -> Loopback:
     """A handshake kept open, asserting it completed."""
-    connection = loopback(server, client, client=_OpenClient())
+    connection = loopback(server, client, client=OpenClient())
     assert connection.client.handshake_done, connection.client.lost
     return connection
 
@@ -291,7 +283,7 @@ def test_intermediate_refuses_other_tls12_ciphers(
     """A TLS 1.2 client offering only a cipher outside ECDHE + AEAD is refused, and the
     server logs that no cipher was in common."""
     server = server_creator(_server_settings(rsa_files))
-    _refused_in_memory(loopback(server, _PlainClient(_tls12_only(cipher)), _OpenClient()))
+    _refused_in_memory(loopback(server, _PlainClient(_tls12_only(cipher)), OpenClient()))
     assert _connection_reason(server_log) == "no cipher in common"
 
 
@@ -360,10 +352,7 @@ def test_profile_flag_reaches_settings(tls_files: TLSFiles) -> None:
     options = Options()
     options.parseOptions(
         [
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
+            *identity(tls_files),
             "--profile",
             "Modern",
         ]
@@ -410,7 +399,7 @@ def test_narrowed_ciphers_apply_to_handshakes(
     settings = _server_settings(tls_files, ciphers="ECDHE-ECDSA-CHACHA20-POLY1305")
     server = server_creator(settings)
     refused = _PlainClient(_tls12_only("ECDHE-ECDSA-AES128-GCM-SHA256"))
-    _refused_in_memory(loopback(server, refused, _OpenClient()))
+    _refused_in_memory(loopback(server, refused, OpenClient()))
     assert _connection_reason(server_log) == "no cipher in common"
     connection = _open(server, _client(tls_files, max_tls=TLSVersion.TLSv1_2))
     assert connection.client_tls.getHandle().get_cipher_name() == (
@@ -452,10 +441,7 @@ def test_server_flag_with_unusable_ciphers_is_a_usage_error(tls_files: TLSFiles)
     """The server's --ciphers AES128-SHA is refused by the option parser, naming
     --ciphers."""
     message = _usage_error(
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--ciphers",
         "AES128-SHA",
     )
@@ -484,10 +470,7 @@ def test_twistd_refuses_modern_with_max_tls_12(tls_files: TLSFiles) -> None:
     """twistd tlsecho --profile modern --max-tls 1.2 exits 2 with one line naming
     --max-tls, before listening."""
     result = run_twistd(
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--listen",
         "tcp:0:interface=127.0.0.1",
         "--profile",
@@ -525,10 +508,7 @@ def test_profile_parse_accepts_any_case() -> None:
 def test_server_flag_with_unknown_profile_is_a_usage_error(tls_files: TLSFiles) -> None:
     """The server's --profile old is refused by the option parser, naming --profile."""
     message = _usage_error(
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--profile",
         "old",
     )

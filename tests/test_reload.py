@@ -18,7 +18,7 @@ import trustme
 from tlsecho import TLSSettings, server_creator
 from tlsecho._reload import FileWatch, ReloadingCreator
 
-from _processes import start_server
+from _processes import identity, start_server
 from conftest import TLSFiles, write_cert
 
 
@@ -168,10 +168,7 @@ def test_reload_interval_picks_up_changed_files(
     """With --reload-interval, replaced files are served without a signal."""
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--reload-interval",
         "0.2",
     )

@@ -124,10 +124,7 @@ def test_bad_key_file_is_one_line(
     with pytest.raises(usage.UsageError) as raised:
         Options().parseOptions(
             [
-                "--cert",
-                str(tls_files.server_cert),
-                "--key",
-                str(tls_files.server_key),
+                *identity(tls_files),
                 "--ticket-key-file",
                 str(path),
             ]

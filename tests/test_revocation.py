@@ -39,7 +39,7 @@ from tlsecho import (
 from tlsecho.tap import Options
 
 from _loopback import loopback
-from _processes import ServerProcess, run_client, start_server
+from _processes import ServerProcess, identity, run_client, start_server
 from conftest import ServerLog, TLSFiles, write_cert
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -257,10 +257,7 @@ def test_server_crl_flags_are_repeatable(tls_files: TLSFiles, tmp_path: Path) ->
     options = Options()
     options.parseOptions(
         [
-            "--cert",
-            str(tls_files.server_cert),
-            "--key",
-            str(tls_files.server_key),
+            *identity(tls_files),
             "--ca",
             str(tls_files.client_ca),
             "--verify",
@@ -347,10 +344,7 @@ def test_bad_crl_file_stops_the_server(tls_files: TLSFiles, tmp_path: Path) -> N
     with pytest.raises(usage.UsageError) as info:
         options.parseOptions(
             [
-                "--cert",
-                str(tls_files.server_cert),
-                "--key",
-                str(tls_files.server_key),
+                *identity(tls_files),
                 "--ca",
                 str(tls_files.client_ca),
                 "--verify",
@@ -371,10 +365,7 @@ def test_server_crl_from_outside(
     """twistd tlsecho --crl revoking the client's certificate makes tlsecho client exit 4
     and the server log "certificate revoked"; with a CRL not listing it, it echoes."""
     arguments = [
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--ca",
         str(tls_files.client_ca),
         "--verify",
@@ -761,10 +752,7 @@ def test_client_command_root_issued_staple(
     response = _write(tmp_path / "good.der", _ocsp_response(leaf, tls_files.server_ca))
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--ocsp-response",
         str(response),
     )

@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 
-from _processes import start_server
+from _processes import identity, start_server
 from conftest import TLSFiles
 
 
@@ -28,10 +28,7 @@ def test_sigterm_echoes_everything_sent_before_it(
     """Bytes sent before SIGTERM all come back, in order; then close_notify, exit 0."""
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--shutdown-timeout",
         "2",
     )
@@ -81,10 +78,7 @@ def test_sigterm_with_idle_clients_waits_for_them_to_leave(
     """A client that finishes within the shutdown timeout is not cut off."""
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--shutdown-timeout",
         "10",
     )

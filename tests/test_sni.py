@@ -16,11 +16,8 @@ from pathlib import Path
 import pytest
 import trustme
 from cryptography import x509
-from twisted.internet.interfaces import IHandshakeListener
-from twisted.internet.protocol import Protocol
 from twisted.python import usage
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from tlsecho import (
     ConfigurationError,
@@ -35,7 +32,7 @@ from tlsecho import (
 )
 from tlsecho.tap import Options
 
-from _loopback import loopback
+from _loopback import OpenClient, loopback
 from _processes import ServerProcess, run_client, start_server
 from conftest import ServerLog, write_cert
 
@@ -91,20 +88,6 @@ def _server(files: SNIFiles, strict: bool = False, **settings: object) -> object
     )
 
 
-@implementer(IHandshakeListener)
-class _OpenClient(Protocol):
-    """A client that sends nothing and keeps the connection open after the handshake."""
-
-    handshake_done = False
-    lost: Failure | None = None
-
-    def handshakeCompleted(self) -> None:
-        self.handshake_done = True
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self.lost = reason
-
-
 def _dns_names(certificate: x509.Certificate) -> list[str]:
     san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return list(san.value.get_values_for_type(x509.DNSName))
@@ -113,7 +96,7 @@ def _dns_names(certificate: x509.Certificate) -> list[str]:
 def _served_names(server: object, servername: str) -> list[str]:
     """The DNS names of the certificate a client asking for ``servername`` receives."""
     client = client_creator(TLSSettings(verify=VerifyMode.NONE), servername)
-    connection = loopback(server, client, client=_OpenClient())  # type: ignore[arg-type]
+    connection = loopback(server, client, client=OpenClient())  # type: ignore[arg-type]
     assert connection.client.handshake_done, connection.client.lost
     peer = connection.client_tls.getPeerCertificate()
     assert peer is not None

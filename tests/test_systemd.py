@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _processes import TWISTD, ServerProcess, run_client
+from _processes import TWISTD, ServerProcess, identity, run_client
 from conftest import TLSFiles
 
 UNITS = Path(__file__).resolve().parent.parent / "etc" / "systemd"
@@ -84,10 +84,7 @@ def test_socket_activation_serves_on_the_inherited_socket(
                 "tlsecho",
                 "--listen",
                 "systemd:domain=INET:index=0",
-                "--cert",
-                str(tls_files.server_cert),
-                "--key",
-                str(tls_files.server_key),
+                *identity(tls_files),
                 "--workers",
                 workers,
             ],

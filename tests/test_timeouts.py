@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from test_echoserver import PEER, TLSStringTransport
 from tlsecho import EchoServerFactory, TLSSettings, server_creator, server_endpoint
 
+from _processes import identity
 from conftest import TLSFiles
 
 
@@ -171,10 +172,7 @@ def test_handshake_timeout_flag_drops_a_silent_peer(
 
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--handshake-timeout",
         "0.5",
     )
@@ -196,10 +194,7 @@ def test_idle_timeout_flag_closes_an_idle_connection(
 
     server = start_server(
         servers,
-        "--cert",
-        str(tls_files.server_cert),
-        "--key",
-        str(tls_files.server_key),
+        *identity(tls_files),
         "--idle-timeout",
         "0.5",
     )
