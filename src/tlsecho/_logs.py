@@ -11,11 +11,12 @@ observers write plain JSON lines, which is what log shippers expect.
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from twisted.logger import ILogObserver, jsonFileLogObserver
+from twisted.logger import ILogObserver, LogEvent, formatEvent, jsonFileLogObserver
 
 __all__ = [
+    "RELAYED_TEXT",
     "json_lines_observer",
     "json_stdout_observer",
     "relay_logs_to_main_process",
@@ -53,9 +54,24 @@ def use_json_logs(runner_options: Any) -> None:
         runner_options["logger"] = f"{__name__}.json_stdout_observer"
 
 
+#: The field a worker adds to each event: its message, formatted where the
+#: values are (a JSON round trip loses format specs such as C{{duration:.3f}}).
+RELAYED_TEXT = "tlsecho_text"
+
+
 def relay_logs_to_main_process(runner_options: Any) -> None:
     """
-    In a worker (run by C{twist}): write every event as Twisted's JSON, which
-    the main process reads back and logs as its own.
+    In a worker (run by C{twist}): write every event as Twisted's JSON, with
+    its formatted message, for the main process to read back and log as its
+    own.
     """
-    runner_options["fileLogObserverFactory"] = jsonFileLogObserver
+
+    def observer_factory(out: IO[Any]) -> ILogObserver:
+        json_observer = jsonFileLogObserver(out)
+
+        def observe(event: LogEvent) -> None:
+            json_observer({**event, RELAYED_TEXT: formatEvent(event)})
+
+        return cast(ILogObserver, observe)
+
+    runner_options["fileLogObserverFactory"] = observer_factory

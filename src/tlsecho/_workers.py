@@ -40,6 +40,7 @@ from ._configuration import ServerConfiguration
 from ._echoserver import format_address
 from ._endpoints import plain_server_endpoint
 from ._listening import bind_or_explain, listen_now, metrics_service
+from ._logs import RELAYED_TEXT
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
 from ._proxy import split_proxy
 
@@ -156,6 +157,10 @@ class _Worker(ProcessProtocol):
             except ValueError:
                 self._error_line(text)
                 continue
+            if RELAYED_TEXT in event:
+                # Formatted in the worker, where the values were.
+                event["log_format"] = "{" + RELAYED_TEXT + "}"
+                event.pop("log_flattened", None)
             event["worker"] = self.number
             event["log_system"] = f"worker {self.number}"
             globalLogPublisher(event)
