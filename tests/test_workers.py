@@ -86,6 +86,24 @@ def _served_by(pid: int, connections: list[ssl.SSLSocket]) -> list[ssl.SSLSocket
     return [c for c in connections if c.getsockname()[1] in ports]
 
 
+def _spread(
+    server: ServerProcess, tls_files: TLSFiles, pids: dict[int, int], minimum: int
+) -> tuple[list[ssl.SSLSocket], dict[int, list[ssl.SSLSocket]]]:
+    """
+    Open echoing connections (at least ``minimum``) until every worker holds
+    some; return them all, and those of each worker number.
+    """
+    connections: list[ssl.SSLSocket] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        connections.append(_open(server.port, tls_files))
+        assert _echoes(connections[-1], b"spread\n")
+        held = {n: _served_by(pid, connections) for n, pid in pids.items()}
+        if len(connections) >= minimum and all(held.values()):
+            return connections, held
+    raise AssertionError("the kernel gave every connection to one worker")
+
+
 def test_workers_serve_the_same_port(
     servers: list[ServerProcess], tls_files: TLSFiles
 ) -> None:
@@ -114,16 +132,8 @@ def test_killed_worker_is_replaced_and_the_others_go_on(
     """
     server = _workers(servers, tls_files)
     pids = _worker_pids(server)
-    connections = []
-    deadline = time.monotonic() + 30
-    # Open connections until both workers hold some (the kernel decides).
-    while time.monotonic() < deadline:
-        connections.append(_open(server.port, tls_files))
-        assert _echoes(connections[-1], b"before\n")
-        held = {n: _served_by(pid, connections) for n, pid in pids.items()}
-        if len(connections) >= 8 and all(held.values()):
-            break
-    assert all(held.values()), "the kernel gave every connection to one worker"
+    # Both workers hold connections (the kernel decides which gets which).
+    connections, held = _spread(server, tls_files, pids, 8)
     victim, survivor = 1, 2
     failures: list[BaseException] = []
     stop = threading.Event()
@@ -263,15 +273,8 @@ def test_metrics_add_up_every_worker(
     """The main process serves --metrics: every worker's connections, added up."""
     server = _workers(servers, tls_files, "--metrics", "tcp:0:interface=127.0.0.1")
     pids = _worker_pids(server)
-    held = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        held.append(_open(server.port, tls_files))
-        assert _echoes(held[-1], b"count me\n")
-        if len(held) >= 6 and all(_served_by(pid, held) for pid in pids.values()):
-            break
-    on_first = len(_served_by(pids[1], held))
-    assert 0 < on_first < len(held), "the kernel gave every connection to one worker"
+    held, by_worker = _spread(server, tls_files, pids, 6)
+    on_first = len(by_worker[1])
     values = metrics_of(server)
     assert values["tlsecho_connections_total"] == len(held)
     assert values["tlsecho_connections_active"] == len(held)

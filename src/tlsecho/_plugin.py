@@ -13,8 +13,9 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from twisted.application.service import MultiService
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
@@ -55,17 +56,26 @@ def count(value: str, option: str) -> int:
     return number
 
 
-class _RunnerSignals:
+class _AsTheRunnersRunIt(MultiService):
     """
-    How the twistd and twist runners' services take signals: SIGHUP reloads,
-    SIGTERM stops (draining) with a clean exit.
+    What a service needs under twistd and twist: a port that cannot be bound
+    ends the process with one line on standard error and status 1, not a
+    traceback; SIGHUP calls the service's C{reload}; SIGTERM stops it
+    (draining) with a clean exit.
+
+    Mixed in before the service class, whose methods it wraps.
     """
 
     _reactor: Any
     _previous_hangup: Any = None
 
-    def _install_signals(self, reload: Callable[[], object]) -> None:
+    def privilegedStartService(self) -> None:
+        _exit_on_configuration_error(super().privilegedStartService)
+
+    def startService(self) -> None:
+        _exit_on_configuration_error(super().startService)
         reactor = self._reactor
+        reload = cast(Any, self).reload
         self._previous_hangup = signal.signal(
             signal.SIGHUP, lambda number, frame: reactor.callFromThread(reload)
         )
@@ -84,49 +94,25 @@ class _RunnerSignals:
             lambda number, frame: reactor.callFromThread(stop),
         )
 
-    def _restore_signals(self) -> None:
+    def stopService(self) -> Any:
         if self._previous_hangup is not None:
             signal.signal(signal.SIGHUP, self._previous_hangup)
             self._previous_hangup = None
-
-
-class PluginService(_RunnerSignals, EchoService):
-    """
-    The echo service as twistd runs it: a port that cannot be bound ends the
-    process with one line on standard error and status 1, not a traceback;
-    SIGHUP reloads the TLS configuration; SIGTERM drains connections and
-    exits 0.
-    """
-
-    def privilegedStartService(self) -> None:
-        _exit_on_configuration_error(super().privilegedStartService)
-
-    def startService(self) -> None:
-        _exit_on_configuration_error(super().startService)
-        self._install_signals(self.reload)
-
-    def stopService(self) -> Any:
-        self._restore_signals()
         return super().stopService()
 
 
-class SupervisorService(_RunnerSignals, WorkerSupervisor):
+class PluginService(_AsTheRunnersRunIt, EchoService):
     """
-    The main process of C{--workers N} as twistd runs it: a port that cannot
-    be bound ends it with one line and status 1; SIGHUP and SIGTERM go on to
-    every worker.
+    The echo service as twistd and twist run it: SIGHUP reloads the TLS
+    configuration; SIGTERM drains connections and exits 0.
     """
 
-    def privilegedStartService(self) -> None:
-        _exit_on_configuration_error(super().privilegedStartService)
 
-    def startService(self) -> None:
-        _exit_on_configuration_error(super().startService)
-        self._install_signals(self.reload)
-
-    def stopService(self) -> Any:
-        self._restore_signals()
-        return super().stopService()
+class SupervisorService(_AsTheRunnersRunIt, WorkerSupervisor):
+    """
+    The main process of C{--workers N} as twistd and twist run it: SIGHUP and
+    SIGTERM go on to every worker.
+    """
 
 
 def _exit_on_configuration_error(start: Callable[[], None]) -> None:
