@@ -2,9 +2,11 @@
 Put TLS on top of ordinary Twisted endpoints.
 
 A server endpoint description (C{tcp:}, C{tcp6:}, C{unix:}, C{systemd:},
-C{haproxy:} ...) is parsed by Twisted and wrapped with L{wrapServerTLS}; a client
-endpoint is a L{HostnameEndpoint} wrapped with L{wrapClientTLS}.  TLS is always the
-outer layer, so behind HAProxy the PROXY header is read before TLS starts.
+C{haproxy:} ...) is parsed by Twisted and wrapped with tlsecho's TLS transport
+(L{tls_server_endpoint}, like Twisted's C{wrapServerTLS}); a client endpoint is a
+L{HostnameEndpoint} wrapped with L{tls_client_endpoint}.  That transport sends
+handshake flights of any size whole (see L{tlsecho._tlsprotocol}).  TLS is always
+the outer layer, so behind HAProxy the PROXY header is read before TLS starts.
 """
 
 from __future__ import annotations
@@ -13,12 +15,7 @@ import ipaddress
 import re
 from typing import Any, cast
 
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    serverFromString,
-    wrapClientTLS,
-    wrapServerTLS,
-)
+from twisted.internet.endpoints import HostnameEndpoint, serverFromString
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
@@ -29,6 +26,7 @@ from twisted.internet.interfaces import (
 from ._eager import eager_endpoint
 from ._errors import ConfigurationError
 from ._proxy import proxy_endpoint, split_proxy
+from ._tlsprotocol import tls_client_endpoint, tls_server_endpoint
 
 __all__ = [
     "client_endpoint",
@@ -135,7 +133,7 @@ def server_endpoint(
     if proxied:
         # The PROXY header comes first, TLS after it.
         endpoint = proxy_endpoint(endpoint)
-    return wrapServerTLS(creator, endpoint)
+    return tls_server_endpoint(creator, endpoint)
 
 
 def require_loopback(description: str, why: str) -> None:
@@ -196,4 +194,6 @@ def client_endpoint(
     @param creator: From L{tlsecho.client_creator}, for the name to verify.
     @param timeout: Seconds to wait for the TCP connection.
     """
-    return wrapClientTLS(creator, HostnameEndpoint(reactor, host, port, timeout=timeout))
+    return tls_client_endpoint(
+        creator, HostnameEndpoint(reactor, host, port, timeout=timeout)
+    )
