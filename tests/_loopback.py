@@ -2,7 +2,8 @@
 In-memory TLS: a server and a client connected through iosim, no sockets.
 
 This is the one place tests build TLS connections in memory, the way Twisted's own
-test_sslverify does (TLSMemoryBIOFactory on both sides, pumped by an IOPump).
+test_sslverify does (a TLSMemoryBIOFactory on both sides, pumped by an IOPump); the
+factory is tlsecho's own L{TLSFactory}, the transport its endpoints use.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from twisted.test.iosim import IOPump, connectedServerAndClient
 from zope.interface import implementer
 
 from tlsecho import EchoClientProtocol, EchoServerFactory
+from tlsecho._tlsprotocol import TLSFactory
 
 
 @implementer(IHandshakeListener)
@@ -78,10 +80,8 @@ def loopback(
     clock = Clock()
     client = client if client is not None else EchoClientProtocol(b"hello")
     server_factory = server_factory or EchoServerFactory()
-    server_tls_factory = TLSMemoryBIOFactory(
-        server_creator, False, server_factory, clock=clock
-    )
-    client_tls_factory = TLSMemoryBIOFactory(
+    server_tls_factory = TLSFactory(server_creator, False, server_factory, clock=clock)
+    client_tls_factory = TLSFactory(
         client_creator, True, Factory.forProtocol(lambda: client), clock=clock
     )
     address = IPv4Address("TCP", "127.0.0.1", 54321)

@@ -104,6 +104,10 @@ class EchoServerProtocol(Protocol):
     def handshakeCompleted(self) -> None:
         """
         Note that TLS is established, and start watching for idleness.
+
+        tlsecho's TLS transport calls this only once the final flight of our
+        side of the handshake has been handed to the socket (see
+        L{tlsecho._tlsprotocol}), so the handshake timer stops no earlier.
         """
         self.handshake_done = True
         self._handshake_seconds = time.monotonic() - self._started
