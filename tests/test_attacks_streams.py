@@ -218,6 +218,23 @@ def test_slow_echo_that_stalls_times_out_with_progress(
 
 
 @pytest.mark.subprocess
+def test_whole_echo_then_stall_times_out_saying_the_echo_was_intact(
+    serve: type[StreamServer], tls_files: TLSFiles
+) -> None:
+    """A server that echoes everything, slowly, and then never answers the client's
+    close makes the client exit 1 at --timeout, saying the echo itself was intact."""
+    server = serve(slow_then_stall(len(PAYLOAD), keep=len(PAYLOAD)))
+    run = _run_watched(server.address, "--ca", str(tls_files.ca), "--timeout", "3")
+    assert run.returncode == 1, run.stderr
+    assert run.line == (
+        "tlsecho client: timed out after 3s waiting for the server to close the "
+        f"connection, after the whole echo ({len(PAYLOAD)} bytes) came back intact "
+        f"(server '127.0.0.1' at {server.address})"
+    )
+    assert 3 <= run.elapsed < 3 + 15, run.elapsed
+
+
+@pytest.mark.subprocess
 def test_intact_echo_still_exits_0(serve: type[StreamServer], tls_files: TLSFiles) -> None:
     """The hostile server's plumbing is sound: with nothing appended, the echo passes."""
     server = serve(echo_then_extra(len(PAYLOAD), b"", separately=False))

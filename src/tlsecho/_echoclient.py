@@ -217,9 +217,13 @@ def echo(
     @param timeout: Seconds for the whole exchange.
     @param on_handshake: Called with the TLS transport once the handshake is
         done (see L{EchoClientProtocol}).
-    @return: Fires with the echoed bytes (equal to C{payload}), or fails with
-        L{ConnectFailed}, L{HandshakeFailed}, L{ConnectionDropped} or
-        L{EchoMismatch}.
+    @return: Fires with the echoed bytes (equal to C{payload}, and returned
+        as C{payload} itself: the echo is compared as it arrives, never
+        collected), or fails with L{ConnectFailed}, L{HandshakeFailed},
+        L{ConnectionDropped} or L{EchoMismatch}.  The first byte that differs
+        from C{payload}, or that comes past its end, fails it at once with an
+        L{EchoMismatch} whose C{offset} names that byte; nothing the server
+        sends afterwards is read, so memory stays bounded by C{payload}.
     """
     if reactor is None:
         from twisted.internet import reactor as _reactor

@@ -121,7 +121,8 @@ def altered_echo(size: int, offset: int) -> Behaviour:
 def slow_then_stall(size: int, keep: int) -> Behaviour:
     """
     Read the C{size}-byte payload, echo its first C{keep} bytes one TLS record
-    per byte, slowly, then send nothing more and never close.
+    per byte, slowly, then stall: read nothing more (not even the client's
+    close_notify), send nothing more, never close.
     """
 
     def behave(tls: ssl.SSLSocket, stop: threading.Event) -> None:
@@ -129,7 +130,7 @@ def slow_then_stall(size: int, keep: int) -> Behaviour:
         for i in range(keep):
             tls.sendall(payload[i : i + 1])
             time.sleep(0.05)
-        _hold_open(tls, stop)
+        stop.wait()
 
     return behave
 
@@ -143,7 +144,6 @@ class StreamServer:
     socket.
 
     @ivar port: The port it listens on.
-    @ivar handled: Set once a connection's behaviour has run to its end.
     """
 
     def __init__(self, certificate: Path, key: Path, behaviour: Behaviour):
@@ -158,7 +158,6 @@ class StreamServer:
         self._listener.settimeout(_POLL)
         self.port: int = self._listener.getsockname()[1]
         self._stop = threading.Event()
-        self.handled = threading.Event()
         self._sockets: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -186,7 +185,6 @@ class StreamServer:
                 tls.settimeout(_POLL)
                 self._behaviour(tls, self._stop)
                 tls.close()
-            self.handled.set()
 
     def close(self) -> None:
         """Stop the thread and close every socket."""
