@@ -337,6 +337,29 @@ def test_abort_after_timeout_mid_echo_is_connection_dropped() -> None:
     )
 
 
+def test_abort_after_timeout_with_empty_payload_says_nothing_was_to_echo() -> None:
+    """Timing out waiting for the close, with nothing sent, says there was no echo."""
+    protocol, _ = _connected(b"")
+    protocol.handshakeCompleted()
+    protocol.abort_after_timeout(4)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, ConnectionDropped).reason == (
+        "timed out after 4s waiting for the server to close the connection, "
+        "with nothing to echo"
+    )
+
+
+def test_abort_after_timeout_with_one_byte_sent_is_singular() -> None:
+    """A one-byte payload that never came back is spoken of in the singular."""
+    protocol, _ = _connected(b"x")
+    protocol.handshakeCompleted()
+    protocol.abort_after_timeout(4)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, ConnectionDropped).reason == (
+        "timed out after 4s waiting for the echo: none of the 1 byte sent came back"
+    )
+
+
 def test_abort_after_timeout_waiting_for_close_says_echo_was_intact() -> None:
     """Timing out after the whole echo, waiting for the server's close, says so."""
     protocol, _ = _connected()

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["Differs", "EchoComparator", "Fault", "RunsPast"]
+__all__ = ["Differs", "EchoComparator", "Fault", "RunsPast", "count_bytes"]
 
 
-def _bytes(count: int) -> str:
+def count_bytes(count: int) -> str:
+    """C{count} bytes, in words: C{"1 byte"}, C{"2 bytes"}."""
     return f"{count} byte" if count == 1 else f"{count} bytes"
 
 
@@ -62,10 +63,12 @@ class RunsPast:
     @property
     def reason(self) -> str:
         """One line saying so."""
-        sent = f"only {_bytes(self.offset)} {'was' if self.offset == 1 else 'were'} sent"
-        return f"echo runs past what was sent at byte {self.offset}: " + (
-            sent if self.offset else "nothing was sent"
-        )
+        if self.offset == 0:
+            sent = "nothing was sent"
+        else:
+            verb = "was" if self.offset == 1 else "were"
+            sent = f"only {count_bytes(self.offset)} {verb} sent"
+        return f"echo runs past what was sent at byte {self.offset}: {sent}"
 
 
 #: Why an echo is wrong.

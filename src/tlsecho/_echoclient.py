@@ -26,7 +26,7 @@ from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._comparator import EchoComparator
+from ._comparator import EchoComparator, count_bytes
 from ._diagnosis import describe_failure, is_tls_failure
 from ._errors import (
     ConnectFailed,
@@ -141,12 +141,17 @@ class EchoClientProtocol(Protocol):
             if self._echo.complete:
                 return ConnectionDropped(
                     f"{after} waiting for the server to close the connection, "
-                    f"after the whole echo ({self._echo.sent} bytes) came back intact"
+                    + (
+                        f"after the whole echo ({count_bytes(self._echo.sent)}) "
+                        "came back intact"
+                        if self._echo.sent
+                        else "with nothing to echo"
+                    )
                 )
             if self._echo.matched == 0:
                 return ConnectionDropped(
-                    f"{after} waiting for the echo: none of the {self._echo.sent} "
-                    "bytes sent came back"
+                    f"{after} waiting for the echo: none of the "
+                    f"{count_bytes(self._echo.sent)} sent came back"
                 )
             return ConnectionDropped(
                 f"{after} waiting for the echo: {self._progress()} came back, all matching"
