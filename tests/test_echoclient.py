@@ -8,6 +8,7 @@ would finish, and C{connectionLost} with the reason TLS would report.
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -125,7 +126,11 @@ def test_differing_byte_is_mismatch_naming_offset() -> None:
     assert transport.disconnecting is True
     protocol.connectionLost(Failure(ConnectionDone()))
     error = _error(protocol.result, EchoMismatch)
-    assert error.reason == "echo differs from what was sent at byte 3"
+    assert (
+        error.reason
+        == "echo differs from what was sent at byte 3: sent 0x6c, received 0x58"
+    )
+    assert error.offset == 3
 
 
 def test_differing_byte_in_later_chunk_names_offset_in_whole_echo() -> None:
@@ -155,8 +160,79 @@ def test_extra_bytes_are_mismatch() -> None:
     assert transport.disconnecting is True
     protocol.connectionLost(Failure(ConnectionDone()))
     error = _error(protocol.result, EchoMismatch)
-    assert "at byte 5" in error.reason
-    assert "received 7 bytes, sent 5" in error.reason
+    assert error.reason == "echo runs past what was sent at byte 5: only 5 bytes were sent"
+    assert error.offset == 5
+
+
+def test_extra_bytes_after_the_whole_echo_are_mismatch() -> None:
+    """Bytes arriving after the whole echo (while closing) are a mismatch there."""
+    protocol, transport = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hello")
+    assert transport.disconnecting is True
+    protocol.dataReceived(b"!")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _error(protocol.result, EchoMismatch).offset == 5
+
+
+def test_wrong_byte_aborts_instead_of_closing_cleanly() -> None:
+    """A wrong byte aborts the connection: no wait for a close_notify from a server
+    that may never stop sending."""
+    protocol, transport = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hello!")
+    assert transport.disconnected is True
+
+
+def test_bytes_after_the_wrong_one_are_not_kept() -> None:
+    """Whatever arrives after a wrong byte is dropped unread: memory stays flat."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hello!")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(256):
+            # Distinct 64 KiB objects (16 MiB in all), as a real transport hands over.
+            protocol.dataReceived(bytes(bytearray(65536)))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 256 * 1024, grown
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, EchoMismatch).offset == 5
+
+
+def test_echo_is_compared_not_collected() -> None:
+    """A correct echo in many pieces is not collected: the result is the payload."""
+    payload = bytes(range(256)) * 64
+    protocol, _ = _connected(payload)
+    protocol.handshakeCompleted()
+    for i in range(0, len(payload), 1000):
+        protocol.dataReceived(bytes(payload[i : i + 1000]))
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(protocol.result) is payload
+
+
+def test_wrong_byte_wins_over_a_later_timeout() -> None:
+    """A wrong byte is reported as such even if the timeout fires before the close."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"Hello")
+    protocol.abort_after_timeout(3)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, EchoMismatch).offset == 0
+
+
+def test_wrong_byte_wins_over_a_later_tls_error() -> None:
+    """A wrong byte is reported as such even if TLS then fails."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"helLo")
+    protocol.connectionLost(Failure(_tls_error("record layer failure")))
+    assert _error(protocol.result, EchoMismatch).reason == (
+        "echo differs from what was sent at byte 3: sent 0x6c, received 0x4c"
+    )
 
 
 def test_mismatch_wins_over_clean_close_with_all_bytes() -> None:
@@ -257,7 +333,43 @@ def test_abort_after_timeout_mid_echo_is_connection_dropped() -> None:
     protocol.abort_after_timeout(2.5)
     protocol.connectionLost(Failure(ConnectionAborted()))
     assert _error(protocol.result, ConnectionDropped).reason == (
-        "timed out after 2.5s waiting for the echo (2 of 5 bytes back)"
+        "timed out after 2.5s waiting for the echo: 2 of 5 bytes came back, all matching"
+    )
+
+
+def test_abort_after_timeout_with_empty_payload_says_nothing_was_to_echo() -> None:
+    """Timing out waiting for the close, with nothing sent, says there was no echo."""
+    protocol, _ = _connected(b"")
+    protocol.handshakeCompleted()
+    protocol.abort_after_timeout(4)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, ConnectionDropped).reason == (
+        "timed out after 4s waiting for the server to close the connection, "
+        "with nothing to echo"
+    )
+
+
+def test_abort_after_timeout_with_one_byte_sent_is_singular() -> None:
+    """A one-byte payload that never came back is spoken of in the singular."""
+    protocol, _ = _connected(b"x")
+    protocol.handshakeCompleted()
+    protocol.abort_after_timeout(4)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, ConnectionDropped).reason == (
+        "timed out after 4s waiting for the echo: none of the 1 byte sent came back"
+    )
+
+
+def test_abort_after_timeout_waiting_for_close_says_echo_was_intact() -> None:
+    """Timing out after the whole echo, waiting for the server's close, says so."""
+    protocol, _ = _connected()
+    protocol.handshakeCompleted()
+    protocol.dataReceived(b"hello")
+    protocol.abort_after_timeout(4)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.result, ConnectionDropped).reason == (
+        "timed out after 4s waiting for the server to close the connection, "
+        "after the whole echo (5 bytes) came back intact"
     )
 
 
@@ -378,7 +490,7 @@ def test_echo_times_out_waiting_for_echo() -> None:
     assert endpoint.transport.disconnecting is True
     endpoint.protocol.connectionLost(Failure(ConnectionAborted()))
     assert _error(deferred, ConnectionDropped).reason == (
-        "timed out after 3s waiting for the echo (0 of 4 bytes back)"
+        "timed out after 3s waiting for the echo: none of the 4 bytes sent came back"
     )
 
 

@@ -61,9 +61,18 @@ class EchoError(Exception):
 
 
 class EchoMismatch(EchoError):
-    """The server sent back bytes that differ from those sent, or too few."""
+    """
+    The server sent back a byte that differs from the one sent at its offset,
+    or more bytes than were sent.
+
+    @ivar offset: The offset (from 0) of the first wrong or extra byte.
+    """
 
     exit_status = 1
+
+    def __init__(self, reason: str, offset: int | None = None):
+        super().__init__(reason)
+        self.offset = offset
 
 
 class ConnectionDropped(EchoError):

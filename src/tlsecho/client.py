@@ -2,11 +2,12 @@
 C{tlsecho client HOST:PORT}: check a TLS echo server the way C{openssl s_client}
 would, with clear answers.
 
-It sends standard input, writes the echo to standard output and checks that it
-came back identical.  Exit status: 0 echo intact; 1 echo differed or the
-connection dropped; 2 usage or configuration error; 3 could not connect; 4 TLS
-handshake or certificate verification failed.  Every error is one line on
-standard error.
+It sends standard input, checks the echo byte for byte as it comes back (stopping
+at the first byte that differs or comes past what it sent, so a server cannot make
+it buffer), and writes the echo to standard output.  Exit status: 0 echo intact;
+1 echo differed or the connection dropped; 2 usage or configuration error; 3 could
+not connect; 4 TLS handshake or certificate verification failed.  Every error is
+one line on standard error.
 """
 
 from __future__ import annotations

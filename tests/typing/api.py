@@ -14,6 +14,7 @@ from twisted.internet.interfaces import (
 )
 
 from tlsecho import (
+    EchoMismatch,
     EchoServerFactory,
     ServerConnectionCreator,
     TLSSettings,
@@ -42,3 +43,7 @@ def build(reactor: object) -> Deferred[bytes]:
     client: IOpenSSLClientConnectionCreator = client_creator(settings, "localhost")
     endpoint: IStreamClientEndpoint = client_endpoint(reactor, "localhost", 8443, client)
     return echo(endpoint, b"hello", reactor=None, timeout=5.0)
+
+
+def where_it_differs(error: EchoMismatch) -> int | None:
+    return error.offset
