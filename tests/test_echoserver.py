@@ -228,3 +228,36 @@ def test_format_address_unix() -> None:
 def test_format_address_unnamed_unix() -> None:
     """An unnamed UNIX socket (a connecting peer) is written unix:?."""
     assert format_address(UNIXAddress(None)) == "unix:?"
+
+
+class _HostileAddress:
+    """An address whose every attribute raises, as a buggy or hostile layer might."""
+
+    def __getattr__(self, name: str) -> object:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "hostile")
+
+
+def test_connection_is_counted_as_ended_even_if_describing_raises(
+    events: list[LogEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If describing a connection raised anyway, the factory still forgets it and the
+    log says so in one line."""
+    factory, protocol, _ = _connect()
+
+    def broken(reason: object) -> object:
+        raise RuntimeError("describing failed\x1b[2J")
+
+    monkeypatch.setattr(protocol, "_fields", broken)
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert factory.connections == set()
+    (event,) = _connection_events(events, protocol)
+    text = formatEvent(event)
+    assert "could not be described (RuntimeError: describing failed\\x1b[2J)" in text
+    assert "\x1b" not in text
+
+
+def test_format_address_is_total() -> None:
+    """Any address, however broken, is described as text."""
+    assert format_address(_HostileAddress()) == "<_HostileAddress>"
+    assert format_address(UNIXAddress(b"/tmp/\xff\x1b")) == "unix:/tmp/\\xff\\x1b"
+    assert format_address(IPv4Address("TCP", "1.2.3.4\r\nx", 1)) == "1.2.3.4\\r\\nx:1"

@@ -26,9 +26,10 @@ from zope.interface import implementer
 from ._contexts import add_crls, finish, options_for
 from ._diagnosis import record_refusal, record_verify_error
 from ._errors import ConfigurationError
-from ._identity import describe_identity
+from ._identity import CertificateNames, describe_identity
 from ._pem import TLSPrivateKey
 from ._settings import TLSSettings, VerifyMode
+from ._text import printable
 from ._tickets import install_ticket_keys, session_id_context
 
 __all__ = ["ServerConnectionCreator", "server_creator"]
@@ -111,6 +112,7 @@ class ServerConnectionCreator:
             self._default.getContext().set_tlsext_servername_callback(self._select)
             if settings.sni_strict:
                 _quiet_excepthook_for(UnrecognizedName)
+                _warn_if_default_serves_no_name(settings.chain[0])
 
     def _options_for(
         self, chain: Sequence[x509.Certificate], key: TLSPrivateKey
@@ -182,11 +184,12 @@ class ServerConnectionCreator:
             allowed = self.settings.allowed
             if depth == 0 and allowed:
                 leaf = certificate.to_cryptography()
-                if not allowed.allows(leaf):
+                refusal = allowed.refusal(leaf)
+                if refusal is not None:
                     record_refusal(
                         connection,
                         f"client certificate not authorized ({describe_identity(leaf)}): "
-                        "no --allow-* rule matches",
+                        + refusal,
                     )
                     return False
             return True
@@ -224,7 +227,9 @@ class ServerConnectionCreator:
                 connection.set_context(context)
                 return
         if self.settings.sni_strict and not _serves(self.settings.chain[0], name):
-            record_refusal(connection, f"unrecognized name {name!r} (--sni-strict)")
+            record_refusal(
+                connection, f"unrecognized name '{printable(raw)}' (--sni-strict)"
+            )
             raise UnrecognizedName(name)
 
     def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
@@ -269,9 +274,36 @@ def _serves(certificate: x509.Certificate, name: str) -> bool:
 
     try:
         verify_certificate_hostname(certificate, name)
-    except (VerificationError, ValueError):
+    except VerificationError:
+        return False
+    except Exception:
+        # A certificate without usable names (no SAN: CertificateError), or a
+        # name service-identity cannot use: serves nothing, fail closed.  This
+        # runs for every handshake; the certificate was described once at
+        # start (_warn_if_default_serves_no_name).
         return False
     return True
+
+
+def _warn_if_default_serves_no_name(certificate: x509.Certificate) -> None:
+    """
+    Under --sni-strict, say once (at start or reload) that the default
+    certificate is valid for no SNI name, rather than fail on every handshake.
+    """
+    names = CertificateNames.of(certificate)
+    if names.unreadable:
+        why = f"its {' and '.join(names.unreadable)} cannot be read"
+    elif not names.dns_names and not names.ip_addresses:
+        why = "it has no subjectAltName (no DNS name or IP address)"
+    else:
+        return
+    _log.warn(
+        "--sni-strict: the default certificate (--cert, {subject}) is valid for no "
+        "name, as {why}: every client sending an SNI name that no --sni "
+        "certificate serves is refused",
+        subject=describe_identity(certificate, with_pin=False),
+        why=why,
+    )
 
 
 _quieted: set[type[BaseException]] = set()

@@ -11,6 +11,7 @@ L{connection_summary} reports the negotiated version and cipher for logs.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from twisted.python.failure import Failure
 
 from ._errors import PeerRejected
 from ._identity import CertificateNames, describe_identity
+from ._text import printable
 
 #: Verify error codes (X509_V_ERR_*) that people meet, in words.
 _VERIFY_ERRORS: dict[int, str] = {
@@ -252,15 +254,65 @@ def is_tls_failure(reason: Failure) -> bool:
     return reason.check(SSL.Error, VerificationError, PeerRejected) is not None
 
 
-def describe_failure(reason: Failure, transport: object = None) -> str:
+#: How long a reason may be in a log line (it may quote several peer names,
+#: each already capped).
+MAX_REASON = 1000
+
+
+def describe_failure(
+    reason: Failure, transport: object = None, established: bool = False
+) -> str:
     """
     One line saying why a connection failed or ended.
+
+    Never raises, and the line is escaped and capped (peer-chosen names may be
+    part of it).
 
     @param reason: The failure given to C{connectionLost} or an errback.
     @param transport: The TLS transport, to find the recorded verify error and
         the peer's certificate names; optional.
+    @param established: Whether the TLS handshake had completed before: a
+        TLS 1.2 handshake failure after that is a refused renegotiation.
     """
+    try:
+        text = _describe_failure(reason, transport, established)
+    except Exception:
+        text = "connection failed: " + _type_name(reason.value)
+    return printable(text, MAX_REASON)
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _renegotiation_refused(value: SSL.Error, transport: object) -> bool:
+    """
+    Whether C{value}, on a TLS 1.2 connection whose handshake had completed,
+    is a refused renegotiation.
+
+    tlsecho never renegotiates and OpenSSL refuses a client's request (it
+    answers with the no_renegotiation warning, which OpenSSL clients follow
+    with a fatal handshake_failure alert).  After the handshake the only
+    handshake TLS 1.2 has is a renegotiation, so a handshake failure then can
+    only be one.
+    """
+    connection = _tls_connection(transport)
+    if connection is None or connection.get_protocol_version_name() != "TLSv1.2":
+        return False
+    return any(
+        "renegotiat" in text or text.endswith("alert handshake failure")
+        for text in _ssl_reasons(value)
+    )
+
+
+def _describe_failure(reason: Failure, transport: object, established: bool) -> str:
     value = reason.value
+    if (
+        established
+        and isinstance(value, SSL.Error)
+        and _renegotiation_refused(value, transport)
+    ):
+        return "renegotiation refused (the peer asked to renegotiate TLS 1.2)"
     if isinstance(value, VerificationError):
         return _hostname_mismatch(value, transport)
     if isinstance(value, PeerRejected):
@@ -301,27 +353,37 @@ def describe_failure(reason: Failure, transport: object = None) -> str:
 
 def client_identity(transport: object) -> str | None:
     """
-    Who the peer's certificate says it is (subject CN and SANs), if it sent one.
+    Who the peer's certificate says it is (subject CN and SANs, escaped and
+    capped), if it sent one.  Never raises.
     """
     connection = _tls_connection(transport)
     if connection is None:
         return None
-    certificate = connection.get_peer_certificate(as_cryptography=True)
+    try:
+        certificate = connection.get_peer_certificate(as_cryptography=True)
+    except Exception:
+        return "(unreadable certificate)"
     if certificate is None:
         return None
-    return describe_identity(certificate, with_pin=False)
+    return printable(describe_identity(certificate, with_pin=False))
 
 
 def connection_summary(transport: object) -> dict[str, Any]:
     """
-    The negotiated TLS version, cipher and server name of a connection, for logs.
+    The negotiated TLS version, cipher and server name of a connection, for
+    logs; the server name (chosen by the client) escaped and capped.  Never
+    raises: what cannot be read is L{None}.
     """
     connection = _tls_connection(transport)
+    summary: dict[str, Any] = {"tls_version": None, "cipher": None, "sni": None}
     if connection is None:
-        return {"tls_version": None, "cipher": None, "sni": None}
-    servername = connection.get_servername()
-    return {
-        "tls_version": connection.get_protocol_version_name(),
-        "cipher": connection.get_cipher_name(),
-        "sni": servername.decode("ascii", "replace") if servername else None,
-    }
+        return summary
+    for key, read in (
+        ("tls_version", connection.get_protocol_version_name),
+        ("cipher", connection.get_cipher_name),
+        ("sni", connection.get_servername),
+    ):
+        with contextlib.suppress(Exception):  # unknown stays None
+            value = read()
+            summary[key] = printable(value) if value else None
+    return summary

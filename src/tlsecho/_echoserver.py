@@ -15,8 +15,9 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -41,7 +42,8 @@ from ._diagnosis import (
     is_tls_failure,
     is_tls_transport,
 )
-from ._proxy import proxy_state
+from ._proxy import ProxyState, proxy_state
+from ._text import printable
 
 __all__ = ["EchoServerFactory", "EchoServerProtocol"]
 
@@ -60,6 +62,8 @@ class EchoServerProtocol(Protocol):
     version and cipher, the byte counts and the reason it ended.
 
     @ivar bytes_received: Bytes received from the peer so far.
+    @ivar bytes_written: Bytes handed to the transport to echo so far (see
+        L{_bytes_sent} for how many of them were really sent).
     @ivar handshake_done: Whether the TLS handshake completed.
     """
 
@@ -68,6 +72,7 @@ class EchoServerProtocol(Protocol):
 
     def __init__(self) -> None:
         self.bytes_received = 0
+        self.bytes_written = 0
         self.handshake_done = False
         self._started = time.monotonic()
         self._last_read = 0.0
@@ -127,6 +132,7 @@ class EchoServerProtocol(Protocol):
         write = self._write
         if write is None:
             write = self._write = _unbuffered_write(self.transport)
+        self.bytes_written += len(data)
         write(data)
 
     def _handshake_timed_out(self) -> None:
@@ -161,40 +167,78 @@ class EchoServerProtocol(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         """
-        Stop the timers and log one event for the whole connection.
+        Stop the timers, log one event for the whole connection, and tell the
+        factory it ended: that last part whatever happens before it, so that
+        a connection is always counted as ended and its slot freed.
         """
-        self._cancel_timer()
-        fields = self._fields(reason)
+        fields: dict[str, Any] | None = None
+        try:
+            self._cancel_timer()
+            fields = self._fields(reason)
+            self._log_ended(fields)
+        except Exception as e:
+            # Describing is total (every part has its fallback); this is the
+            # last line of defence, one line and no peer text unescaped.
+            self.log.error(
+                "a connection ended but could not be described ({error}); "
+                "it is counted as failed",
+                error=printable(f"{type(e).__name__}: {e}"),
+            )
+        finally:
+            self.factory.connection_ended(self, fields or self._fallback_fields())
+
+    def _log_ended(self, fields: dict[str, Any]) -> None:
         if fields["reason"] == "health check":
             pass  # a load balancer's, every few seconds: counted, not logged
         elif fields["failed"]:
             self.log.warn("{peer}: {stage} failed: {reason}", **fields)
-        elif fields["reason"] == "closed":
-            self.log.info(
-                "{peer}: closed after {bytes_in} bytes echoed in {duration:.3f}s "
-                "({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, client {client})",
-                **fields,
-            )
         else:
             self.log.info(
-                "{peer}: {reason} after {bytes_in} bytes echoed in {duration:.3f}s "
-                "({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, client {client})",
+                "{peer}: {reason} after {bytes_out} bytes echoed{unsent} in "
+                "{duration:.3f}s ({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, "
+                "client {client})",
+                unsent=(
+                    f" (of {fields['bytes_in']} received)"
+                    if fields["bytes_out"] != fields["bytes_in"]
+                    else ""
+                ),
                 **fields,
             )
-        self.factory.connection_ended(self, fields)
+
+    def _fallback_fields(self) -> dict[str, Any]:
+        """
+        The fields of a connection that could not be described: enough for
+        the factory and the metrics.
+        """
+        return {
+            "peer": "?",
+            "failed": True,
+            "via": None,
+            "stage": "TLS" if self.handshake_done else "TLS handshake",
+            "reason": "could not describe the connection",
+            "bytes_in": self.bytes_received,
+            "bytes_out": 0,
+            "duration": time.monotonic() - self._started,
+            "handshake_seconds": self._handshake_seconds,
+            "alpn": None,
+            "client": None,
+            "tls_version": None,
+            "cipher": None,
+            "sni": None,
+        }
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
         transport = cast(ITransport, self.transport)
-        proxied = proxy_state(transport)
+        proxied = _described(lambda: proxy_state(transport), ProxyState(), "PROXY state")
         health_check = proxied.health_check and not self.handshake_done
         if proxied.header_error is not None:
-            words = proxied.header_error
+            words = printable(proxied.header_error)
         elif health_check:
             words = "health check"
         elif self._ended_by is not None:
             words = self._ended_by
         elif reason is not None:
-            words = describe_failure(reason, transport)
+            words = describe_failure(reason, transport, established=self.handshake_done)
         else:
             words = "closed"
         failed = proxied.header_error is not None or (
@@ -213,7 +257,11 @@ class EchoServerProtocol(Protocol):
             )
         )
         return {
-            "peer": format_address(transport.getPeer()) if transport else "?",
+            "peer": (
+                _described(lambda: format_address(transport.getPeer()), "?", "peer")
+                if transport
+                else "?"
+            ),
             "failed": failed,
             "via": format_address(proxied.proxy) if proxied.proxy is not None else None,
             "stage": (
@@ -225,18 +273,68 @@ class EchoServerProtocol(Protocol):
             ),
             "reason": words,
             "bytes_in": self.bytes_received,
-            "bytes_out": self.bytes_received,
+            "bytes_out": _described(
+                lambda: _bytes_sent(self.bytes_written, transport), 0, "bytes sent"
+            ),
             "duration": time.monotonic() - self._started,
             "handshake_seconds": self._handshake_seconds,
-            "alpn": _negotiated_protocol(transport),
+            "alpn": _described(lambda: _negotiated_protocol(transport), None, "ALPN"),
             "client": client_identity(transport),
             **connection_summary(transport),
         }
 
 
+_T = TypeVar("_T")
+
+
+def _described(describe: Callable[[], _T], fallback: _T, what: str) -> _T:
+    """
+    What C{describe()} returns; if it raises, C{fallback}, with one line
+    logged naming C{what} could not be described.
+    """
+    try:
+        return describe()
+    except Exception as e:
+        _log.error(
+            "could not describe the {what} of a connection: {error}",
+            what=what,
+            error=printable(f"{type(e).__name__}: {e}"),
+        )
+        return fallback
+
+
+def _bytes_sent(written: int, transport: object) -> int:
+    """
+    How many of the C{written} application bytes were really sent: handed by
+    tlsecho, as TLS records, to the operating system's socket.
+
+    What is still queued when the connection ends (in Twisted's TLS layer
+    before the handshake, and in the TCP transport's write buffer, where a
+    peer that does not read makes it pile up) was never sent, and is not
+    counted.  The TCP buffer holds TLS records, which are larger than the
+    application bytes in them, so the result is a lower bound: exact but for
+    the application bytes in the one record the socket took only part of,
+    at most 16 KiB.  What the kernel took but the peer's application never
+    read cannot be seen from here and counts as sent.
+    """
+    queued = 0
+    layer: Any = transport
+    for _ in range(4):
+        if layer is None:
+            break
+        if isinstance(layer, TLSMemoryBIOProtocol):
+            queued += sum(len(data) for data in layer._appSendBuffer)
+        if isinstance(layer, FileDescriptor):
+            # Twisted's write queue, as _eager.EagerServer reads it.
+            queued += len(layer.dataBuffer) - layer.offset + layer._tempDataLen
+            break
+        layer = getattr(layer, "transport", None)
+    return max(0, written - queued)
+
+
 def _negotiated_protocol(transport: object) -> str | None:
     protocol = getattr(transport, "negotiatedProtocol", None)
-    return protocol.decode("ascii", "replace") if isinstance(protocol, bytes) else None
+    return printable(protocol) if isinstance(protocol, bytes) else None
 
 
 def _unbuffered_write(transport: Any) -> Callable[[bytes], object]:
@@ -264,18 +362,33 @@ def _unbuffered_write(transport: Any) -> Callable[[bytes], object]:
 def format_address(address: object) -> str:
     """
     An address as people write it: C{127.0.0.1:8443}, C{[::1]:8443}, C{unix:/path}.
+
+    Never raises, and the result is inert text for a log line: a PROXY header
+    names any address its sender likes (a UNIX path that is not UTF-8, an IPv4
+    "host" holding terminal escapes), so every part is escaped and capped with
+    L{printable}.
     """
+    try:
+        return _format_address(address)
+    except Exception:
+        return f"<{printable(type(address).__name__)}>"
+
+
+def _format_address(address: object) -> str:
     host = getattr(address, "host", None)
     port = getattr(address, "port", None)
     if host is None:
         name = getattr(address, "name", None)
-        return f"unix:{name.decode() if isinstance(name, bytes) else name or '?'}"
+        return f"unix:{printable(name) if name else '?'}"
+    if isinstance(host, bytes):
+        host = host.decode("utf-8", "surrogateescape")
+    host = str(host)
     if ":" not in host:
-        return f"{host}:{port}"
+        return f"{printable(host)}:{printable(str(port))}"
     # Canonical text: a PROXY v2 header's IPv6 address arrives uncompressed.
     with contextlib.suppress(ValueError):
         host = str(ipaddress.ip_address(host))
-    return f"[{host}]:{port}"
+    return f"[{printable(host)}]:{printable(str(port))}"
 
 
 class EchoServerFactory(Factory):
