@@ -154,6 +154,7 @@ def test_path_keys_are_a_subset_of_known_keys() -> None:
     assert not REPEATABLE_KEYS & SCALAR_KEYS
     assert {
         "listen",
+        "proxy-trusted",
         "ca",
         "allow-cn",
         "allow-dns",
@@ -167,7 +168,10 @@ def test_path_keys_are_a_subset_of_known_keys() -> None:
 def test_file_keys_are_the_server_options() -> None:
     """The configuration file knows exactly the server's options (but --config)."""
     file_keys = REPEATABLE_KEYS | SCALAR_KEYS | BOOLEAN_KEYS | {"sni"}
-    assert file_keys == set(SETTINGS_OPTIONS) | set(SERVICE_DEFAULTS) | {"listen"}
+    assert file_keys == set(SETTINGS_OPTIONS) | set(SERVICE_DEFAULTS) | {
+        "listen",
+        "proxy-trusted",
+    }
 
 
 def test_unknown_key_names_config_file_and_key(tmp_path: Path) -> None:

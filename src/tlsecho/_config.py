@@ -20,7 +20,17 @@ __all__ = ["BOOLEAN_KEYS", "PATH_KEYS", "REPEATABLE_KEYS", "SCALAR_KEYS", "load_
 
 #: Keys whose value is a list (a single string is accepted as a list of one).
 REPEATABLE_KEYS = frozenset(
-    {"listen", "ca", "allow-cn", "allow-dns", "allow-uri", "allow-spki", "alpn", "crl"}
+    {
+        "listen",
+        "proxy-trusted",
+        "ca",
+        "allow-cn",
+        "allow-dns",
+        "allow-uri",
+        "allow-spki",
+        "alpn",
+        "crl",
+    }
 )
 #: Keys whose value is one string.
 SCALAR_KEYS = frozenset(

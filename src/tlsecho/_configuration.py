@@ -18,6 +18,7 @@ from ._config import load_config
 from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._endpoints import plain_server_endpoint, require_loopback
+from ._proxy import TrustedSources, trusted_sources
 from ._reload import settings_files
 from ._settings import TLSSettings
 
@@ -61,6 +62,7 @@ class ServerConfiguration:
 
     @ivar settings: The TLS settings.
     @ivar listen: The server endpoint descriptions to listen on.
+    @ivar proxy_trusted: Who may send PROXY headers on C{haproxy:} listeners.
     @ivar development: The development certificate in use, if no certificate
         was configured.
     @ivar options: The flags this came from (with C{config}), to read it again.
@@ -77,6 +79,7 @@ class ServerConfiguration:
     settings: TLSSettings
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     development: DevelopmentCertificate | None = None
+    proxy_trusted: TrustedSources = field(default_factory=lambda: trusted_sources(None))
     options: Mapping[str, Any] | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
     creator: ServerConnectionCreator = field(init=False, repr=False, compare=False)
@@ -124,6 +127,11 @@ class ServerConfiguration:
         }
         settings = TLSSettings.from_strings(**arguments)
         listen = tuple(values.get("listen") or (DEFAULT_LISTEN,))
+        proxy_trusted = trusted_sources(
+            values.get("proxy-trusted"),
+            # The file, if that is where the values came from.
+            None if options.get("proxy-trusted") else options.get("config"),
+        )
         if reactor is None:
             from twisted.internet import reactor
         for description in listen if check_listen else ():
@@ -132,6 +140,7 @@ class ServerConfiguration:
             settings=settings,
             listen=listen,
             development=development,
+            proxy_trusted=proxy_trusted,
             options=dict(options),
             values=values,
         )

@@ -25,7 +25,7 @@ from twisted.internet.interfaces import (
 
 from ._eager import eager_endpoint
 from ._errors import ConfigurationError
-from ._proxy import proxy_endpoint, split_proxy
+from ._proxy import TrustedSources, proxy_endpoint, split_proxy
 from ._tlsprotocol import tls_client_endpoint, tls_server_endpoint
 
 __all__ = [
@@ -115,6 +115,7 @@ def server_endpoint(
     description: str,
     creator: IOpenSSLServerConnectionCreator,
     inner: IStreamServerEndpoint | None = None,
+    proxy_trusted: TrustedSources | None = None,
 ) -> IStreamServerEndpoint:
     """
     A TLS server endpoint: the endpoint C{description} names, with TLS on top.
@@ -126,13 +127,15 @@ def server_endpoint(
     @param inner: The endpoint to use below any C{haproxy:} prefix instead of
         the one the description names (a socket inherited from the main
         process, say).
+    @param proxy_trusted: Who may send PROXY headers on a C{haproxy:}
+        listener; loopback and UNIX sockets if L{None}.
     @raise ConfigurationError: for a bad description.
     """
     below, proxied = split_proxy(description)
     endpoint = eager_endpoint(inner or plain_server_endpoint(reactor, below))
     if proxied:
         # The PROXY header comes first, TLS after it.
-        endpoint = proxy_endpoint(endpoint)
+        endpoint = proxy_endpoint(endpoint, proxy_trusted)
     return tls_server_endpoint(creator, endpoint)
 
 

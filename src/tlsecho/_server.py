@@ -97,7 +97,14 @@ class EchoService(MultiService):
                 adopted = AdoptedStreamServerEndpoint(reactor, descriptor, family)
             service = StreamServerEndpointService(
                 AnnouncingEndpoint(
-                    server_endpoint(reactor, description, creator, adopted), description
+                    server_endpoint(
+                        reactor,
+                        description,
+                        creator,
+                        adopted,
+                        proxy_trusted=configuration.proxy_trusted,
+                    ),
+                    description,
                 ),
                 self.factory,
             )

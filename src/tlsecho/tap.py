@@ -43,6 +43,7 @@ SERVICE_DEFAULTS: dict[str, str | None] = {
 #: The options that may be given several times.
 REPEATABLE = (
     "listen",
+    "proxy-trusted",
     "ca",
     "allow-cn",
     "allow-dns",
@@ -191,6 +192,13 @@ class Options(usage.Options):
         "Server endpoint description to listen on, without TLS "
         "[tcp:8443:interface=127.0.0.1].",
     )
+    opt_proxy_trusted = _appender(
+        "proxy-trusted",
+        "On haproxy: listeners, accept PROXY headers only from peers in this IP "
+        "network (CIDR, e.g. 10.0.0.0/8), at this address, or on UNIX sockets "
+        "(unix:); connections from elsewhere are closed before TLS, logged and "
+        "counted [127.0.0.0/8, ::1, unix:].",
+    )
     opt_ca = _appender(
         "ca", "PEM file of CA certificates that client certificates must chain to."
     )
@@ -244,7 +252,13 @@ class Options(usage.Options):
         """
         values = {
             key: self[key]
-            for key in ("listen", "config", *SETTINGS_OPTIONS, *SERVICE_DEFAULTS)
+            for key in (
+                "listen",
+                "proxy-trusted",
+                "config",
+                *SETTINGS_OPTIONS,
+                *SERVICE_DEFAULTS,
+            )
             if key in self
         }
         self["inherited"] = inherited_sockets(dict(os.environ))
