@@ -1,11 +1,12 @@
 """
-Tests for key and certificate hygiene and debugging (issue 3, items 7 and 8): private
-key files readable by others are refused with the fix in the message (group-readable
-is fine); expired and not-yet-valid certificates are refused; a served certificate
-expiring within 30 days, or self-signed, is warned about (``settings.warnings()``, and
-the twistd plugin logs it once at start); ``--keylog-file`` and the client's
-``SSLKEYLOGFILE`` write the NSS key log with a warning; and no private key material
-ever appears in a log line or an error message.
+Tests for key and certificate hygiene and debugging (issue 3, items 7 and 8; issue 10,
+item 10): private key and passphrase files others may read or write are refused with
+the fix in the message (group-readable is fine); an existing key log its group or
+others may read or write is refused; expired and not-yet-valid certificates are
+refused; a served certificate expiring within 30 days, or self-signed, is warned about
+(``settings.warnings()``, and the twistd plugin logs it once at start);
+``--keylog-file`` and the client's ``SSLKEYLOGFILE`` write the NSS key log with a
+warning; and no private key material ever appears in a log line or an error message.
 """
 
 from __future__ import annotations
