@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tlsecho import (
+    ConfigurationError,
     DevelopmentCertificate,
     TLSSettings,
     _devcert,
@@ -316,3 +317,65 @@ def test_is_loopback_host(host: str) -> None:
 def test_is_not_loopback_host(host: str) -> None:
     """Other names and addresses, including the unspecified ones, are not."""
     assert not is_loopback_host(host)
+
+
+# Files others could tamper with -----------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o644, 0o604, 0o660])
+def test_ca_key_open_to_others_is_refused_not_replaced(tmp_path: Path, mode: int) -> None:
+    """A CA key its group or others may read is refused with chmod 600, not
+    silently used or replaced."""
+    ensure_development_certificate(tmp_path)
+    key = tmp_path / "dev-ca.key"
+    key.chmod(mode)
+    before = _contents(tmp_path)
+    with pytest.raises(ConfigurationError) as info:
+        ensure_development_certificate(tmp_path)
+    assert str(info.value) == (
+        f"development CA {key}: CA private key file is readable by its group or other "
+        f"users (mode {mode:04o}); fix it with: chmod 600 {key}"
+    )
+    assert _contents(tmp_path) == before
+    key.chmod(0o600)
+    ensure_development_certificate(tmp_path)
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777, 0o720, 0o702, 0o1777])
+def test_directory_writable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    """A state directory its group or others may write is refused with chmod 700,
+    by the server's development default and by the client's check alike."""
+    directory = tmp_path / "tlsecho"
+    ensure_development_certificate(directory)
+    directory.chmod(mode)
+    expected = (
+        f"development CA {directory}: state directory is writable by its group or "
+        f"other users (mode {mode:04o}); fix it with: chmod 700 {directory}"
+    )
+    for check in (
+        ensure_development_certificate,
+        lambda d: _devcert.check_development_files(d, server=False),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            check(directory)
+        assert str(info.value) == expected
+
+
+def test_directory_readable_by_others_is_accepted(tmp_path: Path) -> None:
+    """A state directory others may read but not write (0755) is fine: the keys in
+    it are 0600."""
+    directory = tmp_path / "tlsecho"
+    ensure_development_certificate(directory)
+    directory.chmod(0o755)
+    ensure_development_certificate(directory)
+    _devcert.check_development_files(directory, server=False)
+
+
+def test_client_check_ignores_the_server_key(tmp_path: Path) -> None:
+    """The client's check looks at the CA's files only: a loose server key matters
+    to the server, not to a client trusting the CA."""
+    ensure_development_certificate(tmp_path)
+    (tmp_path / "localhost.key").chmod(0o644)
+    _devcert.check_development_files(tmp_path, server=False)
+    with pytest.raises(ConfigurationError, match=r"chmod 600 .*localhost\.key$"):
+        ensure_development_certificate(tmp_path)

@@ -1,11 +1,12 @@
 """
-Tests for key and certificate hygiene and debugging (issue 3, items 7 and 8): private
-key files readable by others are refused with the fix in the message (group-readable
-is fine); expired and not-yet-valid certificates are refused; a served certificate
-expiring within 30 days, or self-signed, is warned about (``settings.warnings()``, and
-the twistd plugin logs it once at start); ``--keylog-file`` and the client's
-``SSLKEYLOGFILE`` write the NSS key log with a warning; and no private key material
-ever appears in a log line or an error message.
+Tests for key and certificate hygiene and debugging (issue 3, items 7 and 8; issue 10,
+item 10): private key and passphrase files others may read or write are refused with
+the fix in the message (group-readable is fine); an existing key log its group or
+others may read or write is refused; expired and not-yet-valid certificates are
+refused; a served certificate expiring within 30 days, or self-signed, is warned about
+(``settings.warnings()``, and the twistd plugin logs it once at start);
+``--keylog-file`` and the client's ``SSLKEYLOGFILE`` write the NSS key log with a
+warning; and no private key material ever appears in a log line or an error message.
 """
 
 from __future__ import annotations
@@ -211,6 +212,67 @@ def test_twistd_refuses_world_readable_key(tls_files: TLSFiles) -> None:
     _assert_no_key_material(result.stdout + result.stderr, tls_files.server_key)
 
 
+def _passphrase_file(tls_files: TLSFiles, directory: Path, mode: int) -> tuple[Path, Path]:
+    """The server key encrypted with "s3cret", and its passphrase file with ``mode``."""
+    key = serialization.load_pem_private_key(tls_files.server_key.read_bytes(), None)
+    encrypted = directory / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    encrypted.chmod(0o600)
+    passphrase = directory / "passphrase"
+    passphrase.write_bytes(b"s3cret\n")
+    passphrase.chmod(mode)
+    return encrypted, passphrase
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"), [(0o644, "readable"), (0o604, "readable"), (0o602, "writable")]
+)
+def test_passphrase_file_open_to_others_is_refused(
+    tls_files: TLSFiles, tmp_path: Path, mode: int, how: str
+) -> None:
+    """A --key-passphrase-file other users may read or write is refused as a key
+    file is, in the same words, with the chmod fix."""
+    key, passphrase = _passphrase_file(tls_files, tmp_path, mode)
+    message = _configuration_error(
+        certificate=tls_files.server_cert, private_key=key, key_passphrase_file=passphrase
+    )
+    assert message == (
+        f"--key-passphrase-file {passphrase}: passphrase file is {how} by other users "
+        f"(mode {mode:04o}); fix it with: chmod o-rwx {passphrase}"
+    )
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o440])
+def test_passphrase_file_private_or_group_readable_is_accepted(
+    tls_files: TLSFiles, tmp_path: Path, mode: int
+) -> None:
+    """A passphrase file only its owner and group may read decrypts the key."""
+    key, passphrase = _passphrase_file(tls_files, tmp_path, mode)
+    settings = TLSSettings(
+        certificate=tls_files.server_cert, private_key=key, key_passphrase_file=passphrase
+    )
+    assert settings.key is not None
+
+
+def test_world_writable_key_is_refused(tls_files: TLSFiles) -> None:
+    """A key file others may write (and so replace) is refused too."""
+    tls_files.server_key.chmod(0o602)
+    message = _configuration_error(
+        certificate=tls_files.server_cert, private_key=tls_files.server_key
+    )
+    assert message.endswith(
+        "private key file is writable by other users (mode 0602); "
+        f"fix it with: chmod o-rwx {tls_files.server_key}"
+    )
+
+
 # Certificate validity -----------------------------------------------------------------
 
 
@@ -395,6 +457,38 @@ def test_keylog_in_memory_matches_on_both_sides(
         }
     for path in (server_log, client_log):
         assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [(0o640, "readable"), (0o604, "readable"), (0o620, "writable"), (0o602, "writable")],
+)
+def test_existing_keylog_open_to_others_is_refused(
+    tls_files: TLSFiles, tmp_path: Path, mode: int, how: str
+) -> None:
+    """An existing key log its group or others may read or write is refused (never
+    appended to), with chmod 600."""
+    path = tmp_path / "keys.log"
+    path.write_bytes(b"")
+    path.chmod(mode)
+    message = _configuration_error(
+        certificate=tls_files.server_cert,
+        private_key=tls_files.server_key,
+        keylog_file=path,
+    )
+    assert message == (
+        f"--keylog-file {path}: key log file is {how} by its group or other users "
+        f"(mode {mode:04o}); fix it with: chmod 600 {path}"
+    )
+
+
+def test_existing_private_keylog_is_accepted(tls_files: TLSFiles, tmp_path: Path) -> None:
+    """An existing key log of the user's own with mode 0600 is appended to."""
+    path = tmp_path / "keys.log"
+    path.write_bytes(b"")
+    path.chmod(0o600)
+    settings = TLSSettings(ca=(tls_files.ca,), keylog_file=path)
+    assert settings.keylog_file == path
 
 
 def test_keylog_warning_in_settings(tls_files: TLSFiles, tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from twisted.internet.ssl import AcceptableCiphers, CertificateOptions
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ._pem import TLSPrivateKey
+from ._errors import ConfigurationError
+from ._pem import TLSPrivateKey, check_keylog_file
 from ._policy import INTERMEDIATE_CIPHERS, apply_policy
 from ._settings import TLSSettings
 
@@ -37,19 +38,36 @@ _log = Logger()
 class _KeyLog:
     """
     Append TLS secrets in the NSS key log format to a file (for Wireshark).
+
+    The file is made mode 0600; an existing one is checked on every write (on
+    the open file, so what is checked is what is written to): once others may
+    read or write it, or another user owns it, no more secrets go in, and one
+    error says why.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, option: str = "--keylog-file"):
         self._path = path
+        self._option = option
         self._lock = threading.Lock()
+        self._refused: str | None = None
 
     def __call__(self, connection: SSL.Connection, line: bytes) -> None:
         try:
             with self._lock:
                 descriptor = os.open(
-                    self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+                    self._path,
+                    os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                    0o600,
                 )
                 with os.fdopen(descriptor, "ab") as f:
+                    try:
+                        check_keylog_file(self._path, self._option, os.fstat(descriptor))
+                    except ConfigurationError as e:
+                        if str(e) != self._refused:
+                            self._refused = str(e)
+                            _log.error("{error}; not writing TLS secrets", error=str(e))
+                        return
+                    self._refused = None
                     f.write(line + b"\n")
         except Exception:
             _log.failure("while writing the TLS key log {path}", path=str(self._path))

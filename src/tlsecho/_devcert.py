@@ -7,6 +7,12 @@ and C{::1} issued by a development CA that lives in a per-user state directory
 created with C{cryptography} on first use and reused after; the server
 certificate is re-issued when it nears expiry.  C{tlsecho client} trusts the
 CA for loopback hosts, so the two work together with no flags.
+
+Whoever may write the directory or the CA certificate can plant their own CA,
+and whoever may read a key can mint certificates the client trusts for
+loopback: both the server and the client refuse such a directory, with the
+C{chmod} that fixes it (L{check_development_files}).  The client only ever
+reads the CA certificate, never a key.
 """
 
 from __future__ import annotations
@@ -24,8 +30,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ._pem import check_not_writable, check_private_file
+
 __all__ = [
     "DevelopmentCertificate",
+    "check_development_files",
     "development_ca_path",
     "ensure_development_certificate",
     "is_loopback_host",
@@ -61,6 +70,38 @@ def development_ca_path(directory: Path | None = None) -> Path:
     Where the development CA certificate is (whether or not it exists yet).
     """
     return (directory or state_directory()) / "dev-ca.pem"
+
+
+#: How errors about the development files name them (there is no option).
+_CA_OPTION = "development CA"
+_SERVER_OPTION = "development certificate"
+
+
+def check_development_files(directory: Path, server: bool = True) -> None:
+    """
+    Refuse a development state directory others could tamper with: the
+    directory, or a certificate in it, writable by its group or other users
+    (they could plant their own CA), or a private key in it that they may read
+    or write (they could mint certificates, or swap the key).  Files that do
+    not exist yet pass: they are made private.
+
+    @param server: Whether the server's certificate and key are checked too;
+        the client uses only the CA certificate, so it checks the directory
+        and the CA's files (the key by its mode, without reading it).
+    @raise ConfigurationError: one line naming the file and the C{chmod} that
+        fixes it.
+    """
+    check_not_writable(directory, _CA_OPTION, "state directory", "700")
+    files = [("dev-ca.pem", "dev-ca.key", _CA_OPTION, "CA ")]
+    if server:
+        files.append(("localhost.pem", "localhost.key", _SERVER_OPTION, ""))
+    for certificate, key, option, prefix in files:
+        if (directory / certificate).exists():
+            check_not_writable(
+                directory / certificate, option, f"{prefix}certificate file", "644"
+            )
+        if (directory / key).exists():
+            check_private_file(directory / key, option, f"{prefix}private key", group=False)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -242,9 +283,12 @@ def ensure_development_certificate(directory: Path | None = None) -> Development
     expired or near expiry, and return their paths.
 
     @param directory: Where to keep them; L{state_directory} by default.
+    @raise ConfigurationError: if others could tamper with the directory or
+        read its keys (L{check_development_files}).
     """
     directory = directory or state_directory()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    check_development_files(directory)
     ca = _load_ca(directory)
     fresh_ca = ca is None
     if ca is None:

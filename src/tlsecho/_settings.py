@@ -189,6 +189,7 @@ class TLSSettings:
     @ivar ocsp_response: Server: DER OCSP response for C{certificate}, stapled.
     @ivar require_ocsp_staple: Client: insist on a good stapled OCSP response.
     @ivar keylog_file: Append TLS secrets here (NSS key log format); debugging.
+        An existing file must be the user's own, private to them (mode 0600).
     @ivar ticket_key_file: Server: 80 bytes of session-ticket keys shared by
         every process that should resume the others' sessions.
 
@@ -303,6 +304,8 @@ class TLSSettings:
             )
         if self.ticket_key_file is not None:
             self._set("ticket_keys", load_ticket_keys(self.ticket_key_file))
+        if self.keylog_file is not None:
+            _pem.check_keylog_file(self.keylog_file, "--keylog-file")
         for value in self.alpn:
             if not value or len(value.encode()) > 255:
                 raise ConfigurationError(

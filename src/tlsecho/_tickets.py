@@ -65,11 +65,22 @@ def load_ticket_keys(path: Path) -> bytes:
     Read and check a ticket key file, and that this process can install it.
 
     @raise ConfigurationError: naming C{--ticket-key-file}, the file and the
-        reason: unreadable, readable by other users, not 80 bytes, or no way
-        to set ticket keys in this build.
+        reason: unreadable, open to other users, a key or certificate (PEM or
+        DER) instead of keys, not 80 bytes, or no way to set ticket keys in
+        this build.
     """
     keys = _pem.read_file(path, _OPTION)
     _pem.check_private_file(path, _OPTION, "ticket key")
+    kind = _encoded_kind(keys)
+    if kind is not None:
+        # Never advise "openssl rand 80 > path" here: it would destroy the key.
+        raise ConfigurationError(
+            _OPTION,
+            f"holds {kind} data (a key or certificate?), not {TICKET_KEY_LENGTH} "
+            "random bytes; make a new file with: "
+            f"(umask 077; openssl rand {TICKET_KEY_LENGTH} > NEWFILE)",
+            path,
+        )
     if len(keys) != TICKET_KEY_LENGTH:
         raise ConfigurationError(
             _OPTION,
@@ -84,6 +95,30 @@ def load_ticket_keys(path: Path) -> bytes:
             _OPTION, f"cannot set session-ticket keys in this build: {e}", path
         ) from None
     return keys
+
+
+def _encoded_kind(data: bytes) -> str | None:
+    """
+    C{"PEM"} or C{"DER"} if C{data} is a PEM file or one whole DER structure
+    (a key or certificate given by mistake), else L{None}.
+
+    Random bytes are neither: C{openssl rand} does not make a PEM header, and
+    a DER SEQUENCE whose length is exactly the rest of the file is looked for
+    only in a file of the wrong size (80 random bytes are one 1 time in 65536).
+    """
+    if b"-----BEGIN" in data:
+        return "PEM"
+    if len(data) == TICKET_KEY_LENGTH or len(data) < 2 or data[0] != 0x30:
+        return None
+    first = data[1]
+    if first < 0x80:
+        header, length = 2, first
+    else:
+        count = first & 0x7F
+        if not 1 <= count <= 4 or len(data) < 2 + count:
+            return None
+        header, length = 2 + count, int.from_bytes(data[2 : 2 + count], "big")
+    return "DER" if header + length == len(data) else None
 
 
 def install_ticket_keys(context: SSL.Context, keys: bytes) -> None:

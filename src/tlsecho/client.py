@@ -21,7 +21,7 @@ from typing import IO, Any, NoReturn
 from cryptography import x509
 
 from ._client_creators import client_creator
-from ._devcert import development_ca_path, is_loopback_host
+from ._devcert import check_development_files, development_ca_path, is_loopback_host
 from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo
 from ._endpoints import client_endpoint, parse_address
@@ -148,10 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _development_trust(host: str, args: argparse.Namespace) -> list[x509.Certificate]:
     """
     The development CA, if connecting to loopback with no --ca and it exists.
+
+    @raise ConfigurationError: if others could have planted it or can read its
+        key (L{check_development_files}).
     """
     path = development_ca_path()
     if args.ca or not is_loopback_host(host) or not path.exists():
         return []
+    check_development_files(path.parent, server=False)
     try:
         return list(load_ca_certificates(path, "development CA"))
     except ConfigurationError:
@@ -215,6 +219,8 @@ async def _run(
         servername = args.servername or host
         creator = client_creator(settings, servername, _development_trust(host, args))
     except ConfigurationError as e:
+        if e.option == "--keylog-file" and not args.keylog_file:
+            e = ConfigurationError("SSLKEYLOGFILE", e.reason, e.path)
         stderr.write(f"{PROG}: {e}\n")
         raise SystemExit(EXIT_USAGE) from None
     if settings.verify is VerifyMode.NONE and not settings.pins:
