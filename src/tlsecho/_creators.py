@@ -177,7 +177,7 @@ class ServerConnectionCreator:
         """
         try:
             if not ok:
-                record_verify_error(connection, code, depth)
+                record_verify_error(connection, code, depth, certificate)
                 return False
             allowed = self.settings.allowed
             if depth == 0 and allowed:
