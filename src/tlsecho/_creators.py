@@ -29,7 +29,11 @@ from ._errors import ConfigurationError
 from ._identity import describe_identity
 from ._pem import TLSPrivateKey
 from ._settings import TLSSettings, VerifyMode
-from ._tickets import install_ticket_keys, session_id_context
+from ._tickets import (
+    bind_sessions_to_server_name,
+    install_ticket_keys,
+    session_id_context,
+)
 
 __all__ = ["ServerConnectionCreator", "server_creator"]
 
@@ -100,6 +104,8 @@ class ServerConnectionCreator:
         self.settings = settings
         assert settings.key is not None
         self._default = self._options_for(settings.chain, settings.key)
+        # Sessions resume only under the SNI name they were made with.
+        bind_sessions_to_server_name(self._default.getContext(), self._policy_context())
         if settings.ocsp_staple is not None:
             staple = settings.ocsp_staple
             self._default.getContext().set_ocsp_server_callback(lambda c, d: staple)
@@ -111,6 +117,18 @@ class ServerConnectionCreator:
             self._default.getContext().set_tlsext_servername_callback(self._select)
             if settings.sni_strict:
                 _quiet_excepthook_for(UnrecognizedName)
+
+    def _policy_context(self) -> bytes:
+        """
+        The session ID context of the client-admission policy.
+        """
+        settings = self.settings
+        return session_id_context(
+            (settings.verify or VerifyMode.NONE).value,
+            settings.trusted,
+            settings.crls,
+            settings.allowed.rules(),
+        )
 
     def _options_for(
         self, chain: Sequence[x509.Certificate], key: TLSPrivateKey
@@ -136,14 +154,7 @@ class ServerConnectionCreator:
         )
         context = options.getContext()
         finish(context, settings)
-        context.set_session_id(
-            session_id_context(
-                verify.value,
-                settings.trusted,
-                settings.crls,
-                settings.allowed.rules(),
-            )
-        )
+        context.set_session_id(self._policy_context())
         if settings.ticket_keys is not None:
             install_ticket_keys(context, settings.ticket_keys)
         context.set_verify(context.get_verify_mode(), self._verify)
