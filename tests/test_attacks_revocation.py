@@ -7,6 +7,7 @@ data are built in L{hostile.revocation}.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
 from tlsecho import ConfigurationError, TLSSettings
+from tlsecho._tickets import client_hello_server_name
 
 from _processes import (
     TLSECHO,
@@ -492,3 +494,52 @@ def test_library_refuses_a_delta_crl(tls_files: TLSFiles, tmp_path: Path) -> Non
     assert raised.value.option == "--crl"
     assert raised.value.path == delta
     assert "\n" not in str(raised.value)
+
+
+def _client_hello(servername: bytes | None) -> bytes:
+    """The ClientHello a pyOpenSSL client sends, as OpenSSL hands it over."""
+    context = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    connection = SSL.Connection(context, None)
+    connection.set_connect_state()
+    if servername is not None:
+        connection.set_tlsext_host_name(servername)
+    with contextlib.suppress(SSL.WantReadError):
+        connection.do_handshake()
+    record = connection.bio_read(65536)
+    return record[5:]  # one record: strip its 5-byte header
+
+
+@pytest.mark.parametrize("servername", [b"other.example", None])
+def test_client_hello_server_name_is_read(servername: bytes | None) -> None:
+    """The SNI name sessions are bound to is read from a real ClientHello."""
+    assert client_hello_server_name(_client_hello(servername)) == servername
+
+
+def test_malformed_client_hello_is_an_error_not_a_name() -> None:
+    """Every truncation of a ClientHello is refused (ValueError), never misread."""
+    message = _client_hello(b"other.example")
+    for cut in range(len(message)):
+        truncated = message[:cut]
+        with contextlib.suppress(ValueError):
+            name = client_hello_server_name(truncated)
+            # A cut inside the declared length must not yield a name.
+            raise AssertionError(f"cut at {cut} gave {name!r}")
+
+
+def test_no_resumption_where_the_name_cannot_be_bound(
+    tls_files: TLSFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where SSL_set_session_id_context is out of reach, sessions are not resumed at
+    all (fail closed): no tickets, no session cache."""
+    from tlsecho import _tickets, server_creator
+
+    def unavailable(name: str, signature: str) -> None:
+        raise _tickets._Unavailable("example.so does not list it (stripped?)")
+
+    monkeypatch.setattr(_tickets, "_openssl_function", unavailable)
+    creator = server_creator(
+        TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key)
+    )
+    context = creator._default.getContext()
+    assert context.set_options(0) & SSL.OP_NO_TICKET  # returns the options set
+    assert context.get_session_cache_mode() == SSL.SESS_CACHE_OFF
