@@ -30,7 +30,11 @@ from ._identity import CertificateNames, describe_identity
 from ._pem import TLSPrivateKey
 from ._settings import TLSSettings, VerifyMode
 from ._text import printable
-from ._tickets import install_ticket_keys, session_id_context
+from ._tickets import (
+    bind_sessions_to_server_name,
+    install_ticket_keys,
+    session_id_context,
+)
 
 __all__ = ["ServerConnectionCreator", "server_creator"]
 
@@ -101,6 +105,8 @@ class ServerConnectionCreator:
         self.settings = settings
         assert settings.key is not None
         self._default = self._options_for(settings.chain, settings.key)
+        # Sessions resume only under the SNI name they were made with.
+        bind_sessions_to_server_name(self._default.getContext(), self._policy_context())
         if settings.ocsp_staple is not None:
             staple = settings.ocsp_staple
             self._default.getContext().set_ocsp_server_callback(lambda c, d: staple)
@@ -113,6 +119,18 @@ class ServerConnectionCreator:
             if settings.sni_strict:
                 _quiet_excepthook_for(UnrecognizedName)
                 _warn_if_default_serves_no_name(settings.chain[0])
+
+    def _policy_context(self) -> bytes:
+        """
+        The session ID context of the client-admission policy.
+        """
+        settings = self.settings
+        return session_id_context(
+            (settings.verify or VerifyMode.NONE).value,
+            settings.trusted,
+            settings.crls,
+            settings.allowed.rules(),
+        )
 
     def _options_for(
         self, chain: Sequence[x509.Certificate], key: TLSPrivateKey
@@ -138,14 +156,7 @@ class ServerConnectionCreator:
         )
         context = options.getContext()
         finish(context, settings)
-        context.set_session_id(
-            session_id_context(
-                verify.value,
-                settings.trusted,
-                settings.crls,
-                settings.allowed.rules(),
-            )
-        )
+        context.set_session_id(self._policy_context())
         if settings.ticket_keys is not None:
             install_ticket_keys(context, settings.ticket_keys)
         context.set_verify(context.get_verify_mode(), self._verify)
@@ -179,7 +190,7 @@ class ServerConnectionCreator:
         """
         try:
             if not ok:
-                record_verify_error(connection, code, depth)
+                record_verify_error(connection, code, depth, certificate)
                 return False
             allowed = self.settings.allowed
             if depth == 0 and allowed:

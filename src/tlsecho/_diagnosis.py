@@ -16,6 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from cryptography import x509
 from OpenSSL import SSL, crypto
 from service_identity import VerificationError
 from twisted.internet import error
@@ -47,6 +48,38 @@ _VERIFY_ERRORS: dict[int, str] = {
         "certificate not allowed for this purpose (extended key usage)"
     ),
     SSL.X509VerificationCodes.ERR_CERT_SIGNATURE_FAILURE: "bad certificate signature",
+}
+
+_Codes = SSL.X509VerificationCodes
+
+#: Verify error codes about the CRL of a certificate's issuer, in words that
+#: name the CRL (OpenSSL reports them as the certificate's failure, and sends
+#: alerts such as certificate_expired or unknown_ca for them).
+_CRL_ERRORS: dict[int, str] = {
+    _Codes.ERR_UNABLE_TO_GET_CRL: "no CRL for {issuer} (--crl)",
+    _Codes.ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE: (
+        "the CRL for {issuer} has an unreadable signature"
+    ),
+    _Codes.ERR_CRL_SIGNATURE_FAILURE: "the CRL for {issuer} has a bad signature",
+    _Codes.ERR_CRL_NOT_YET_VALID: "the CRL for {issuer} is not valid yet",
+    _Codes.ERR_CRL_HAS_EXPIRED: "the CRL for {issuer} has expired",
+    _Codes.ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD: (
+        "the CRL for {issuer} has a malformed last update"
+    ),
+    _Codes.ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD: (
+        "the CRL for {issuer} has a malformed next update"
+    ),
+    _Codes.ERR_UNABLE_TO_GET_CRL_ISSUER: "the issuer of the CRL for {issuer} is unknown",
+    _Codes.ERR_KEYUSAGE_NO_CRL_SIGN: (
+        "the CA {issuer} may not sign CRLs (key usage), yet its CRL is needed"
+    ),
+    _Codes.ERR_UNHANDLED_CRITICAL_CRL_EXTENSION: (
+        "the CRL for {issuer} has a critical extension OpenSSL cannot handle"
+    ),
+    _Codes.ERR_DIFFERENT_CRL_SCOPE: "the CRL for {issuer} has a different scope",
+    _Codes.ERR_CRL_PATH_VALIDATION_ERROR: (
+        "the CRL for {issuer} does not chain to a trusted CA"
+    ),
 }
 
 #: Alerts received from the peer (RFC 8446 section 6.2), in words.  OpenSSL
@@ -120,10 +153,15 @@ _trust_stores: weakref.WeakKeyDictionary[SSL.Connection, Callable[[], crypto.X50
 )
 
 
-def verify_error_text(code: int) -> str:
+def verify_error_text(code: int, certificate: object = None) -> str:
     """
     The words for an X509_V_ERR_* code.
+
+    @param certificate: The certificate being checked (C{cryptography} or
+        pyOpenSSL), if known: a CRL error then names the CRL's issuer.
     """
+    if code in _CRL_ERRORS:
+        return _CRL_ERRORS[code].format(issuer=_issuer_of(certificate))
     if code in _VERIFY_ERRORS:
         return _VERIFY_ERRORS[code]
     for name, value in vars(SSL.X509VerificationCodes).items():
@@ -132,13 +170,32 @@ def verify_error_text(code: int) -> str:
     return f"verify error {code}"
 
 
-def record_verify_error(connection: SSL.Connection, code: int, depth: int) -> None:
+def _issuer_of(certificate: object) -> str:
+    """
+    The issuer of C{certificate} as RFC 4514 text, whatever it holds; total.
+    """
+    try:
+        if isinstance(certificate, crypto.X509):
+            certificate = certificate.to_cryptography()
+        if isinstance(certificate, x509.Certificate):
+            return certificate.issuer.rfc4514_string() or "(empty issuer)"
+    except Exception:
+        return "(an unreadable issuer)"
+    return "the certificate's issuer"
+
+
+def record_verify_error(
+    connection: SSL.Connection, code: int, depth: int, certificate: object = None
+) -> None:
     """
     Remember the first certificate verification error seen on C{connection}.
+
+    @param certificate: The certificate that failed, to name a CRL's issuer.
     """
     where = "" if depth == 0 else f" at chain depth {depth}"
     record_refusal(
-        connection, "certificate verify failed: " + verify_error_text(code) + where
+        connection,
+        "certificate verify failed: " + verify_error_text(code, certificate) + where,
     )
 
 
@@ -176,7 +233,7 @@ def _reverify(connection: SSL.Connection) -> str | None:
     try:
         crypto.X509StoreContext(make_store(), leaf, intermediates).verify_certificate()
     except crypto.X509StoreContextError as e:
-        return verify_error_text(e.errors[0]) + (
+        return verify_error_text(e.errors[0], e.certificate) + (
             f" at chain depth {e.errors[1]}" if e.errors[1] else ""
         )
     return None

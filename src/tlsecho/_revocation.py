@@ -13,38 +13,154 @@ responder the issuer delegated to), names the certificate, is current and says
 from __future__ import annotations
 
 import datetime
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ._errors import ConfigurationError
 from ._pem import read_file
 
-__all__ = ["check_ocsp_staple", "load_crl", "load_ocsp_response"]
+__all__ = [
+    "check_ocsp_staple",
+    "crl_problems",
+    "load_crl",
+    "load_crls",
+    "load_ocsp_response",
+]
 
 #: How far a response's this_update may lie in the future (clock skew).
 _SKEW = datetime.timedelta(minutes=5)
 
 
+_PEM_CRL = re.compile(rb"-----BEGIN X509 CRL-----\r?\n.*?-----END X509 CRL-----", re.DOTALL)
+
+
 def load_crl(path: Path, option: str = "--crl") -> x509.CertificateRevocationList:
     """
-    Load a CRL in PEM or DER form.
+    Load a file holding exactly one CRL (PEM or DER); see L{load_crls}.
 
-    @raise ConfigurationError: if the file is missing or holds no CRL.
+    @raise ConfigurationError: as L{load_crls} does, or if it holds several.
+    """
+    crls = load_crls(path, option)
+    if len(crls) != 1:
+        raise ConfigurationError(
+            option, f"holds {len(crls)} CRLs where one was expected", path
+        )
+    return crls[0]
+
+
+def load_crls(
+    path: Path, option: str = "--crl"
+) -> tuple[x509.CertificateRevocationList, ...]:
+    """
+    Load every CRL of a file: one DER CRL, or one or more PEM CRLs (a bundle).
+
+    Every CRL read is used: a delta CRL is refused, because OpenSSL does not
+    apply deltas unless asked to, and a CRL loaded but not applied would let
+    the certificates it revokes in.
+
+    @raise ConfigurationError: if the file is missing, holds no CRL, holds a
+        malformed one, or holds a delta CRL.
     """
     data = read_file(path, option)
     try:
         if b"-----BEGIN X509 CRL-----" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
+            blocks = _PEM_CRL.findall(data)
+            if len(blocks) != data.count(b"-----BEGIN X509 CRL-----"):
+                raise ValueError("a PEM CRL without its end line")
+            crls = tuple(x509.load_pem_x509_crl(block) for block in blocks)
+        else:
+            crls = (x509.load_der_x509_crl(data),)
     except ValueError:
         raise ConfigurationError(
             option, "holds no certificate revocation list (PEM or DER)", path
         ) from None
+    for crl in crls:
+        try:
+            crl.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+        except x509.ExtensionNotFound:
+            continue
+        except ValueError:
+            raise ConfigurationError(
+                option, "holds a CRL whose extensions cannot be read", path
+            ) from None
+        raise ConfigurationError(
+            option,
+            "is a delta CRL (it carries the Delta CRL Indicator extension), which "
+            "tlsecho does not apply; give the complete CRL instead",
+            path,
+        )
+    return crls
+
+
+def crl_problems(
+    crl: x509.CertificateRevocationList,
+    trusted: Sequence[x509.Certificate] | None,
+    now: datetime.datetime | None = None,
+) -> list[str]:
+    """
+    Why C{crl} cannot work now: expired, not valid yet, or not issued by (or
+    not signed by) a trusted CA.  With it, every certificate its issuer
+    issued is refused; none is waved through, but the refusals would blame
+    the certificate.
+
+    @param trusted: The CA certificates peers' chains must lead to, or
+        L{None} when they are not known (the platform's store): then the
+        issuer is not checked.
+    @return: One phrase per problem, each starting "the CRL for ISSUER".
+    """
+    now = now or datetime.datetime.now(datetime.UTC)
+    issuer = crl.issuer.rfc4514_string() or "(empty issuer)"
+    about = f"the CRL for {issuer}"
+    problems = []
+    if crl.last_update_utc > now:  # OpenSSL allows no skew here
+        problems.append(
+            f"{about} is not valid yet (valid from "
+            f"{crl.last_update_utc:%Y-%m-%d %H:%M:%S} UTC): every certificate "
+            "that CA issued is refused until then"
+        )
+    next_update = crl.next_update_utc
+    if next_update is not None and next_update < now:
+        problems.append(
+            f"{about} has expired (next update was on "
+            f"{next_update:%Y-%m-%d %H:%M:%S} UTC): every certificate that CA "
+            "issued is refused until it is replaced"
+        )
+    if trusted is not None:
+        named = [c for c in trusted if c.subject == crl.issuer]
+        if not named:
+            problems.append(
+                f"{about} is issued by {issuer}, which is not among the --ca "
+                "certificates: it is only used for chains that bring that CA "
+                "along; any other chain from it is refused (no CRL)"
+            )
+        elif not any(_signed_by(crl, c) for c in named):
+            problems.append(
+                f"{about} is not signed by the CA certificate {issuer} it names "
+                "as its issuer: every certificate that CA issued is refused"
+            )
+    return problems
+
+
+def _signed_by(crl: x509.CertificateRevocationList, certificate: x509.Certificate) -> bool:
+    key = certificate.public_key()
+    try:
+        return isinstance(
+            key,
+            rsa.RSAPublicKey
+            | ec.EllipticCurvePublicKey
+            | ed25519.Ed25519PublicKey
+            | ed448.Ed448PublicKey
+            | dsa.DSAPublicKey,
+        ) and crl.is_signature_valid(key)
+    except (TypeError, ValueError, UnsupportedAlgorithm):
+        return False
 
 
 def load_ocsp_response(

@@ -34,7 +34,7 @@ from ._policy import (
     resolve_policy,
     version_name,
 )
-from ._revocation import load_crl, load_ocsp_response
+from ._revocation import crl_problems, load_crls, load_ocsp_response
 from ._tickets import load_ticket_keys
 
 __all__ = [
@@ -203,6 +203,7 @@ class TLSSettings:
     @ivar pins: The decoded C{pin_spki} digests.
     @ivar sni_identities: Each C{sni} entry with its chain and key.
     @ivar crls: The loaded CRLs.
+    @ivar crl_files: Each C{crl} file with the CRLs it holds.
     @ivar ocsp_staple: The checked OCSP response bytes to staple.
     @ivar ticket_keys: The session-ticket keys read from C{ticket_key_file}.
 
@@ -253,6 +254,9 @@ class TLSSettings:
     crls: tuple[x509.CertificateRevocationList, ...] = field(
         init=False, repr=False, compare=False, default=()
     )
+    crl_files: tuple[tuple[Path, tuple[x509.CertificateRevocationList, ...]], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
     ocsp_staple: bytes | None = field(init=False, repr=False, compare=False, default=None)
     ticket_keys: bytes | None = field(init=False, repr=False, compare=False, default=None)
 
@@ -294,7 +298,9 @@ class TLSSettings:
                 for entry in self.sni
             ),
         )
-        self._set("crls", tuple(load_crl(path) for path in self.crl))
+        by_file = tuple((path, load_crls(path)) for path in self.crl)
+        self._set("crl_files", by_file)
+        self._set("crls", tuple(crl for _, crls in by_file for crl in crls))
         if self.ocsp_response is not None:
             if not self.chain:
                 raise ConfigurationError("--ocsp-response", "needs --cert")
@@ -354,7 +360,8 @@ class TLSSettings:
     def warnings(self, now: datetime.datetime | None = None) -> list[str]:
         """
         What is valid but worth a warning: served certificates that expire
-        within 30 days, or that are self-signed.
+        within 30 days, or that are self-signed; CRLs that cannot work (see
+        L{crl_warnings}); a key log.
         """
         now = now or datetime.datetime.now(datetime.UTC)
         found = []
@@ -376,12 +383,32 @@ class TLSSettings:
                     f"{option}: certificate {_pem.describe(leaf)} is self-signed: "
                     "clients can only trust it by pinning it"
                 )
+        found.extend(self.crl_warnings(now=now))
         if self.keylog_file is not None:
             found.append(
                 f"--keylog-file {self.keylog_file}: TLS secrets are being written; "
                 "anyone who reads that file can decrypt the traffic"
             )
         return found
+
+    def crl_warnings(
+        self,
+        extra_trust: Iterable[x509.Certificate] = (),
+        now: datetime.datetime | None = None,
+    ) -> list[str]:
+        """
+        One line per C{crl} problem that makes it unable to work: expired, not
+        valid yet, or not issued and signed by a trusted CA (checked only when
+        the trusted CAs are known: C{ca} or C{extra_trust}).  Such a CRL admits
+        no one it should not; it refuses everyone its issuer certified.
+        """
+        trusted = [*self.trusted, *extra_trust]
+        return [
+            f"--crl {path}: {problem}"
+            for path, crls in self.crl_files
+            for crl in crls
+            for problem in crl_problems(crl, trusted or None, now)
+        ]
 
     def replace(self, **changes: object) -> TLSSettings:
         """

@@ -29,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,6 +44,8 @@ from ._errors import ConfigurationError
 
 __all__ = [
     "TICKET_KEY_LENGTH",
+    "bind_sessions_to_server_name",
+    "client_hello_server_name",
     "install_ticket_keys",
     "load_ticket_keys",
     "session_id_context",
@@ -171,6 +174,119 @@ def session_id_context(
     return digest.digest()
 
 
+def bind_sessions_to_server_name(context: SSL.Context, policy: bytes) -> None:
+    """
+    Make a server context resume a session only under the SNI name it was
+    made with (RFC 6066 section 3), in TLS 1.2 and 1.3 alike.
+
+    OpenSSL resumes a TLS 1.2 session whatever name the client now sends, and
+    then reports (and serves) the session's original name; in TLS 1.3 it
+    resumes too, under the new name.  OpenSSL only resumes a session whose
+    session ID context is the connection's own, and it looks the session up
+    before the SNI callback runs.  So, as soon as a ClientHello is read (a
+    message callback, which runs before the ClientHello is processed), each
+    connection gets its own context: C{policy} (from L{session_id_context})
+    and the name the client sent.  A session made under another name, or
+    under another policy, is then not found: a full handshake follows, with
+    the certificate for the name sent.
+
+    Where the per-connection context cannot be set (see L{load_ticket_keys}),
+    sessions are not resumed at all: fail closed.
+    """
+    from OpenSSL._util import ffi, lib
+
+    try:
+        set_context = _openssl_function(
+            "SSL_set_session_id_context",
+            "int (*)(SSL *, const unsigned char *, unsigned int)",
+        )
+    except _Unavailable:
+        context.set_options(SSL.OP_NO_TICKET)
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        return
+
+    @ffi.callback("void (*)(int, int, int, void *, size_t, SSL *, void *)")  # type: ignore[untyped-decorator]
+    def on_message(
+        write: int, version: int, kind: int, buffer: Any, length: int, ssl: Any, arg: Any
+    ) -> None:
+        # Only a received handshake message of type client_hello (1).
+        if write or kind != _HANDSHAKE or length < 4:
+            return
+        if ffi.cast("unsigned char *", buffer)[0] != _CLIENT_HELLO:
+            return
+        try:
+            name = client_hello_server_name(ffi.buffer(buffer, length)[:])
+            bound = session_context_for_name(policy, name)
+        except Exception:
+            # Unreadable: a context no session has, so nothing resumes.
+            bound = os.urandom(32)
+        set_context(ssl, bound, len(bound))
+
+    context._tlsecho_message_callback = on_message  # type: ignore[attr-defined]  # keep it alive
+    lib.SSL_CTX_set_msg_callback(context._context, on_message)
+
+
+_HANDSHAKE = 22
+_CLIENT_HELLO = 1
+
+
+def session_context_for_name(policy: bytes, name: bytes | None) -> bytes:
+    """
+    The session ID context of a connection under C{policy} whose client sent
+    the SNI name C{name} (L{None}: no SNI); 32 bytes.  Names differing only in
+    ASCII case are the same name.
+    """
+    digest = hashlib.sha256(b"tlsecho session name 1\0" + policy)
+    digest.update(b"\0name\0" + name.lower() if name is not None else b"\0no name")
+    return digest.digest()
+
+
+def client_hello_server_name(message: bytes) -> bytes | None:
+    """
+    The host name of the server_name extension (RFC 6066 section 3) of a
+    ClientHello handshake message (with its 4-byte header), or L{None} if it
+    has none.
+
+    @raise ValueError: if the message is not a well-formed ClientHello.
+    """
+
+    def take(data: bytes, at: int, size: int) -> bytes:
+        if size < 0 or at + size > len(data):
+            raise ValueError("truncated ClientHello")
+        return data[at : at + size]
+
+    def number(data: bytes, at: int, size: int) -> int:
+        return int.from_bytes(take(data, at, size), "big")
+
+    if number(message, 0, 1) != _CLIENT_HELLO:
+        raise ValueError("not a ClientHello")
+    body = take(message, 4, number(message, 1, 3))
+    at = 2 + 32  # legacy_version, random
+    at += 1 + number(body, at, 1)  # legacy_session_id
+    at += 2 + number(body, at, 2)  # cipher_suites
+    at += 1 + number(body, at, 1)  # legacy_compression_methods
+    if at == len(body):
+        return None  # no extensions at all
+    extensions = take(body, at + 2, number(body, at, 2))
+    at = 0
+    while at < len(extensions):
+        kind, size = number(extensions, at, 2), number(extensions, at + 2, 2)
+        data = take(extensions, at + 4, size)
+        at += 4 + size
+        if kind != 0:  # server_name
+            continue
+        names = take(data, 2, number(data, 0, 2))
+        position = 0
+        while position < len(names):
+            name_type = number(names, position, 1)
+            name = take(names, position + 3, number(names, position + 1, 2))
+            position += 3 + len(name)
+            if name_type == 0:  # host_name
+                return name
+        return None
+    return None
+
+
 class _Unavailable(Exception):
     """Why ticket keys cannot be set in this process."""
 
@@ -182,6 +298,17 @@ def _ticket_key_control() -> Any:
 
     @raise _Unavailable: saying why it cannot be found.
     """
+    return _openssl_function("SSL_CTX_ctrl", "long (*)(SSL_CTX *, int, long, void *)")
+
+
+@functools.cache
+def _openssl_function(name: str, signature: str) -> Any:
+    """
+    The function C{name} of the OpenSSL pyOpenSSL uses, as a cffi function
+    pointer of type C{signature}.
+
+    @raise _Unavailable: saying why it cannot be found.
+    """
     from cryptography.hazmat.bindings import _rust
     from OpenSSL._util import ffi
 
@@ -189,16 +316,16 @@ def _ticket_key_control() -> Any:
     if not module:
         raise _Unavailable("cryptography's OpenSSL binding has no module file")
     try:
-        found = _function_symbols(Path(module), ("SSL_CTX_ctrl", "PyInit__rust"))
+        found = _function_symbols(Path(module), (name, "PyInit__rust"))
     except (OSError, ValueError, struct.error) as e:
         raise _Unavailable(f"cannot read the symbols of {module}: {e}") from None
-    if set(found) != {"SSL_CTX_ctrl", "PyInit__rust"}:
-        raise _Unavailable(f"{module} does not list SSL_CTX_ctrl (stripped?)")
+    if set(found) != {name, "PyInit__rust"}:
+        raise _Unavailable(f"{module} does not list {name} (stripped?)")
     library = ctypes.CDLL(module)  # already loaded: the same mapping
     exported = ctypes.cast(library.PyInit__rust, ctypes.c_void_p).value
     assert exported is not None
-    address = exported - found["PyInit__rust"] + found["SSL_CTX_ctrl"]
-    return ffi.cast("long (*)(SSL_CTX *, int, long, void *)", address)
+    address = exported - found["PyInit__rust"] + found[name]
+    return ffi.cast(signature, address)
 
 
 def _function_symbols(path: Path, names: Iterable[str]) -> dict[str, int]:

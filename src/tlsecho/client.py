@@ -217,7 +217,8 @@ async def _run(
             keylog_file=args.keylog_file or os.environ.get("SSLKEYLOGFILE") or None,
         )
         servername = args.servername or host
-        creator = client_creator(settings, servername, _development_trust(host, args))
+        development = _development_trust(host, args)
+        creator = client_creator(settings, servername, development)
     except ConfigurationError as e:
         if e.option == "--keylog-file" and not args.keylog_file:
             e = ConfigurationError("SSLKEYLOGFILE", e.reason, e.path)
@@ -233,6 +234,8 @@ async def _run(
             f"{PROG}: warning: writing TLS secrets to {settings.keylog_file}; "
             "anyone who reads it can decrypt this connection\n"
         )
+    for warning in settings.crl_warnings(development):
+        stderr.write(f"{PROG}: warning: {warning}\n")
     payload = stdin.read()
     endpoint = client_endpoint(reactor, host, port, creator, timeout=args.timeout)
     try:
