@@ -194,7 +194,7 @@ class _NameCheck:
         if depth != 0:
             return True
         leaf = certificate.to_cryptography()
-        problem = self._name_problem(leaf) or _key_usage_problem(connection, leaf)
+        problem = self._name_problem(leaf) or _key_usage_problem(leaf)
         if problem is not None:
             record_refusal(connection, problem)
             return False
@@ -248,29 +248,24 @@ def _no_usable_name(leaf: x509.Certificate, error: Exception) -> str:
     return f"certificate verify failed: no usable name in the certificate ({detail})"
 
 
-def _key_usage_problem(connection: SSL.Connection, leaf: x509.Certificate) -> str | None:
+def _key_usage_problem(leaf: x509.Certificate) -> str | None:
     """
-    Why the server may not use C{leaf}'s key as the handshake uses it (RFC 5280
-    4.2.1.3), or L{None}: TLS 1.3 and (EC)DHE key exchanges need a key that
-    may sign; TLS 1.2 RSA key transport one that may encipher keys.
+    Why the server may not sign the handshake with C{leaf}'s key, or L{None}.
+
+    Every handshake tlsecho allows has the server sign with it (TLS 1.3, and
+    TLS 1.2 with ECDHE only, see L{tlsecho._policy}), so a keyUsage extension
+    must allow digitalSignature (RFC 5280 4.2.1.3).  OpenSSL checks this for
+    ECDSA keys in TLS 1.2 only.
     """
     try:
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return None
-    version = connection.get_protocol_version_name()
-    cipher = connection.get_cipher_name() or ""
-    if version != "TLSv1.3" and cipher and "DHE" not in cipher:
-        if usage.key_encipherment:
-            return None
-        needed = "keyEncipherment"
-    elif usage.digital_signature:
+    if usage.digital_signature:
         return None
-    else:
-        needed = "digitalSignature"
     return (
         "certificate verify failed: the server's key may not be used for this "
-        f"handshake (its keyUsage lacks {needed})"
+        "handshake (its keyUsage lacks digitalSignature)"
     )
 
 
