@@ -104,7 +104,9 @@ def reference_name(name: str, option: str = "servername") -> ReferenceName:
     text = name.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
-    address = _address(text) or _address(text.removesuffix("."))
+    address = _address(text)
+    if address is None:
+        address = _address(text.removesuffix("."))
     if address is not None:
         return ReferenceName(str(address), address)
     text = text.removesuffix(".")
