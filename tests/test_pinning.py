@@ -46,6 +46,11 @@ def _spki_sha256(certificate: x509.Certificate) -> bytes:
     return hashlib.sha256(der).digest()
 
 
+def _first(path: Path) -> x509.Certificate:
+    """The first certificate in a PEM file."""
+    return x509.load_pem_x509_certificates(path.read_bytes())[0]
+
+
 def _leaf_pin(path: Path) -> bytes:
     """The SPKI SHA-256 of the first certificate in a PEM file."""
     return _spki_sha256(x509.load_pem_x509_certificates(path.read_bytes())[0])
@@ -164,10 +169,19 @@ def test_same_creator_pins_every_connection(tls_files: TLSFiles) -> None:
     impostor = server_creator(TLSSettings(certificate=other_cert, private_key=other_key))
     pin = _b64(_leaf_pin(tls_files.server_cert))
     client = client_creator(TLSSettings(ca=(tls_files.ca,), pin_spki=(pin,)), "localhost")
-    for creator, expected in [(server, True), (impostor, False), (server, True)]:
-        results: list[object] = []
+    impostor_refused = (
+        "certificate pin mismatch: the server's key (DNS:localhost, SPKI sha256/"
+        f"{_b64(_spki_sha256(_first(other_cert)))}) "
+        "matches no --pin-spki"
+    )
+    for creator, expected in [(server, b"hello"), (impostor, None), (server, b"hello")]:
+        results: list[bytes | Failure] = []
         loopback(creator, client).client.result.addBoth(results.append)
-        assert (results == [b"hello"]) is expected, results
+        (outcome,) = results
+        if expected is None:
+            assert _failure_reason(outcome) == impostor_refused
+        else:
+            assert outcome == expected, outcome
 
 
 @pytest.mark.parametrize("pin", ["nope", "ab" * 31, base64.b64encode(b"x" * 20).decode()])

@@ -325,8 +325,13 @@ def test_verify_optional_refuses_untrusted_client_certificate(
     result = run_client(
         server.address, "--ca", str(tls_files.ca), "--cert", str(cert), "--key", str(key)
     )
-    assert result.returncode == 4, result.stderr.decode()
+    stderr = result.stderr.decode()
+    assert result.returncode == 4, stderr
+    assert _one_line(stderr).startswith(
+        "tlsecho client: the peer does not trust our certificate (unknown CA)"
+    ), stderr
     assert result.stdout == b""
+    server.wait_for(r"failed: certificate verify failed: unknown CA")
 
 
 def test_min_tls_13_refuses_tls12_client(servers: list, tls_files: TLSFiles) -> None:
@@ -335,8 +340,11 @@ def test_min_tls_13_refuses_tls12_client(servers: list, tls_files: TLSFiles) -> 
     result = run_client(server.address, "--ca", str(tls_files.ca), "--max-tls", "1.2")
     stderr = result.stderr.decode()
     assert result.returncode == 4, stderr
-    _one_line(stderr)
+    assert _one_line(stderr).startswith(
+        "tlsecho client: protocol version: the peer refused our TLS versions"
+    ), stderr
     assert result.stdout == b""
+    server.wait_for(r"failed: protocol version: no TLS version in common")
 
 
 # The development default --------------------------------------------------------------

@@ -48,6 +48,14 @@ _VERIFY_ERRORS: dict[int, str] = {
         "certificate not allowed for this purpose (extended key usage)"
     ),
     SSL.X509VerificationCodes.ERR_CERT_SIGNATURE_FAILURE: "bad certificate signature",
+    SSL.X509VerificationCodes.ERR_EXCLUDED_VIOLATION: (
+        "name constraint violated (a name is in a subtree its CA excludes)"
+    ),
+    SSL.X509VerificationCodes.ERR_PERMITTED_VIOLATION: (
+        "name constraint violated (a name is outside the subtrees its CA permits)"
+    ),
+    SSL.X509VerificationCodes.ERR_HOSTNAME_MISMATCH: "hostname mismatch",
+    SSL.X509VerificationCodes.ERR_IP_ADDRESS_MISMATCH: "IP address mismatch",
 }
 
 _Codes = SSL.X509VerificationCodes
@@ -215,8 +223,8 @@ def register_trust(
     Remember how C{connection} verifies its peer, so that a failed verification
     can be explained afterwards by verifying the peer's chain again.
 
-    This is for connections whose verify callback belongs to someone else
-    (Twisted's client hostname check), so L{record_verify_error} cannot be used.
+    This is the fallback for a failed verification whose callback recorded no
+    reason (L{record_verify_error}).
     """
     _trust_stores[connection] = make_store
 

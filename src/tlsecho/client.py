@@ -20,7 +20,7 @@ from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
-from ._client_creators import client_creator
+from ._client_creators import client_creator, reference_name
 from ._devcert import check_development_files, development_ca_path, is_loopback_host
 from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo
@@ -217,6 +217,8 @@ async def _run(
             keylog_file=args.keylog_file or os.environ.get("SSLKEYLOGFILE") or None,
         )
         servername = args.servername or host
+        # Refuse a name that cannot be checked here, naming the option it came from.
+        reference_name(servername, "--servername" if args.servername else "HOST:PORT")
         development = _development_trust(host, args)
         creator = client_creator(settings, servername, development)
     except ConfigurationError as e:
