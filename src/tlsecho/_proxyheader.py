@@ -23,6 +23,8 @@ import struct
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.protocols.haproxy._info import ProxyInfo
 
+from ._text import printable
+
 __all__ = [
     "INVALID",
     "MAX_V1_HEADER",
@@ -183,17 +185,11 @@ def _tlvs_fit(tlvs: bytes) -> bool:
 def unix_path_text(raw: bytes) -> str:
     """
     A UNIX socket path from a v2 header as printable text: up to its first
-    NUL (an abstract name, which starts with one, as C{@name}), invalid UTF-8
-    and unprintable characters as C{\\xNN} / C{\\uNNNN} escapes.
+    NUL (an abstract name, which starts with one, as C{@name}), escaped like
+    every peer-chosen text (L{tlsecho._text.printable}).
     """
     abstract = raw[:1] == b"\x00"
-    path = raw[1:] if abstract else raw
-    text = path.split(b"\x00", 1)[0].decode("utf-8", "backslashreplace")
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else _escape(c) for c in text)
+    path = (raw[1:] if abstract else raw).split(b"\x00", 1)[0]
+    # A v2 path is at most 108 bytes: shown whole, however escaped.
+    text = printable(path, limit=4 * len(path) + 1)
     return "@" + text if abstract else text
-
-
-def _escape(character: str) -> str:
-    code = ord(character)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
