@@ -354,11 +354,28 @@ def test_config_unknown_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("cert = 5\n", "cert must be a string, not int"),
-        ("verify = true\n", "verify must be a string, not bool"),
-        ('min-tls = ["1.2"]\n', "min-tls must be a string, not list"),
-        ("listen = 8443\n", "listen must be a string or a list of strings"),
-        ('ca = ["a.pem", 1]\n', "ca must be a string or a list of strings"),
+        (
+            "cert = 5\n",
+            'cert: expected a file name, not an integer (for example: cert = "server.pem")',
+        ),
+        (
+            "verify = true\n",
+            "verify: expected none, optional or required, not a boolean "
+            '(for example: verify = "required")',
+        ),
+        (
+            'min-tls = ["1.2"]\n',
+            'min-tls: expected a TLS version, not an array (for example: min-tls = "1.2")',
+        ),
+        (
+            "listen = 8443\n",
+            "listen: expected an endpoint description, not an integer "
+            '(for example: listen = "tcp:8443:interface=127.0.0.1")',
+        ),
+        (
+            'ca = ["a.pem", 1]\n',
+            'ca: expected a file name, not an integer (for example: ca = "server.pem")',
+        ),
     ],
 )
 def test_config_wrong_types(tmp_path: Path, text: str, expected: str) -> None:
@@ -425,10 +442,10 @@ def test_service_options_default(tls_files: TLSFiles) -> None:
 def test_service_options_from_config_file_and_flags(
     tls_files: TLSFiles, tmp_path: Path
 ) -> None:
-    """The TOML file sets service options too, and flags override it."""
+    """The TOML file sets service options too (native types), and flags override it."""
     config = _write_config(
         tmp_path / "tlsecho.toml",
-        'idle-timeout = "60"\nmax-connections = "500"\nlog-format = "json"\n',
+        'idle-timeout = 60\nmax-connections = 500\nlog-format = "json"\n',
     )
     options = _parse(*_cert_args(tls_files), "--config", config, "--idle-timeout", "30")
     assert options["idle-timeout"] == 30.0
@@ -440,4 +457,4 @@ def test_bad_service_option_in_config_file(tls_files: TLSFiles, tmp_path: Path) 
     """A bad value for a service option is an error naming the option."""
     config = _write_config(tmp_path / "tlsecho.toml", 'max-connections = "lots"\n')
     message = _usage_error(*_cert_args(tls_files), "--config", config)
-    assert message == "--max-connections: not a whole number: 'lots'"
+    assert message == f"--config {config}: max-connections: not a whole number: 'lots'"

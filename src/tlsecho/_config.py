@@ -2,76 +2,24 @@
 Read the server's TOML configuration file (C{--config}).
 
 The file uses the command-line option names as keys (C{cert = "server.pem"},
-C{listen = ["tcp:8443"]}, C{min-tls = "1.2"}; C{min_tls} works too).  Relative
-paths are taken relative to the file's directory.  Values come back as the
-strings a user would have typed on the command line, so that flags and file go
-through the same validation.
+C{listen = ["tcp:8443"]}, C{idle-timeout = 300}; C{idle_timeout} works too),
+with TOML's own types: numbers, booleans, arrays, and C{[[sni]]} tables.  Each
+value is checked by its row of the option table (L{tlsecho._options}), the same
+parser the command line uses.  Relative paths are taken relative to the file's
+directory.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from pathlib import Path
 
 from ._errors import ConfigurationError
+from ._options import Option, Side, option_named, options_for
 from ._pem import read_file
 
-__all__ = ["BOOLEAN_KEYS", "PATH_KEYS", "REPEATABLE_KEYS", "SCALAR_KEYS", "load_config"]
-
-#: Keys whose value is a list (a single string is accepted as a list of one).
-REPEATABLE_KEYS = frozenset(
-    {
-        "listen",
-        "proxy-trusted",
-        "ca",
-        "allow-cn",
-        "allow-dns",
-        "allow-uri",
-        "allow-spki",
-        "alpn",
-        "crl",
-    }
-)
-#: Keys whose value is one string.
-SCALAR_KEYS = frozenset(
-    {
-        "cert",
-        "key",
-        "key-passphrase-file",
-        "verify",
-        "profile",
-        "ciphers",
-        "min-tls",
-        "max-tls",
-        "ocsp-response",
-        "keylog-file",
-        "ticket-key-file",
-        # The service's options (see tlsecho.tap.SERVICE_DEFAULTS).
-        "handshake-timeout",
-        "idle-timeout",
-        "max-connections",
-        "shutdown-timeout",
-        "reload-interval",
-        "metrics",
-        "log-format",
-        "workers",
-    }
-)
-#: Keys whose value is true or false.
-BOOLEAN_KEYS = frozenset({"sni-strict"})
-#: Keys naming files, resolved relative to the configuration file.
-PATH_KEYS = frozenset(
-    {
-        "cert",
-        "key",
-        "key-passphrase-file",
-        "ca",
-        "crl",
-        "ocsp-response",
-        "keylog-file",
-        "ticket-key-file",
-    }
-)
+__all__ = ["load_config"]
 
 
 def _resolve(value: str, base: Path) -> str:
@@ -99,7 +47,9 @@ def _sni_entries(value: object, path: Path) -> list[str]:
         ):
             raise ConfigurationError(
                 "--config",
-                "each [[sni]] entry needs name and cert strings (and may have key)",
+                "each [[sni]] entry needs name and cert strings and may have key "
+                '(write [[sni]] with name = "a.example" and cert = "a.pem", '
+                "one table per name)",
                 path,
             )
         files = _resolve(table["cert"], path.parent)
@@ -109,56 +59,59 @@ def _sni_entries(value: object, path: Path) -> list[str]:
     return entries
 
 
-def load_config(path: Path) -> dict[str, str | bool | list[str]]:
+def _server_option(key: str, path: Path) -> Option:
     """
-    Read C{path} and return its settings keyed by option name.
+    The server's row for TOML key C{key}.
+
+    @raise ConfigurationError: for a key the server does not take, suggesting
+        the nearest one.
+    """
+    names = [option.name for option in options_for(Side.SERVER)]
+    try:
+        option = option_named(key)
+    except KeyError:
+        option = None
+    if option is None or option.name not in names:
+        near = difflib.get_close_matches(key.replace("_", "-"), names, n=1)
+        hint = f"did you mean {near[0]}?" if near else "see etc/tlsecho.toml for every key"
+        raise ConfigurationError("--config", f"unknown key {key!r} ({hint})", path)
+    return option
+
+
+def load_config(path: Path) -> dict[str, object]:
+    """
+    Read C{path} and return its settings keyed by option name, each value
+    parsed by its option's type (paths resolved against the file's directory).
 
     @raise ConfigurationError: naming C{--config} and the file, for a file that
         cannot be read, is not valid TOML, has an unknown key, or a value of
-        the wrong type.
+        the wrong type (naming the key, the type expected and an example).
     """
     data = read_file(path, "--config")
     try:
         document = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ConfigurationError("--config", f"not valid TOML: {e}", path) from None
-    settings: dict[str, str | bool | list[str]] = {}
+    settings: dict[str, object] = {}
     for raw_key, value in document.items():
-        key = raw_key.replace("_", "-")
+        option = _server_option(raw_key, path)
+        key = option.name
         if key in settings:
             raise ConfigurationError(
                 "--config", f"{raw_key} is given twice (as {key} and {raw_key})", path
             )
         if key == "sni":
-            settings[key] = _sni_entries(value, path)
-        elif key in BOOLEAN_KEYS:
-            if not isinstance(value, bool):
-                raise ConfigurationError(
-                    "--config", f"{raw_key} must be true or false", path
-                )
-            settings[key] = value
-        elif key in REPEATABLE_KEYS:
-            values = [value] if isinstance(value, str) else value
-            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                raise ConfigurationError(
-                    "--config", f"{raw_key} must be a string or a list of strings", path
-                )
-            if key in PATH_KEYS:
-                values = [_resolve(v, path.parent) for v in values]
-            settings[key] = values
-        elif key in SCALAR_KEYS:
-            if not isinstance(value, str):
-                raise ConfigurationError(
-                    "--config",
-                    f"{raw_key} must be a string, not {type(value).__name__}",
-                    path,
-                )
-            settings[key] = _resolve(value, path.parent) if key in PATH_KEYS else value
-        else:
-            known = ", ".join(
-                sorted(REPEATABLE_KEYS | SCALAR_KEYS | BOOLEAN_KEYS | {"sni"})
+            value = _sni_entries(value, path)
+        try:
+            parsed = option.parse(value)
+        except ConfigurationError as e:
+            reason = e.reason.replace(f"{option.name} = ", f"{raw_key} = ")
+            raise ConfigurationError("--config", f"{raw_key}: {reason}", path) from None
+        if option.is_file:
+            parsed = (
+                tuple(_resolve(v, path.parent) for v in parsed)  # type: ignore[attr-defined]
+                if option.repeatable
+                else _resolve(parsed, path.parent)  # type: ignore[arg-type]
             )
-            raise ConfigurationError(
-                "--config", f"unknown key {raw_key!r} (known keys: {known})", path
-            )
+        settings[key] = parsed
     return settings

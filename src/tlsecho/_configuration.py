@@ -18,41 +18,34 @@ from ._config import load_config
 from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._endpoints import plain_server_endpoint, require_loopback
+from ._errors import ConfigurationError
+from ._options import ServiceOptions, Side, option_named, options_for
 from ._proxy import TrustedSources, trusted_sources
 from ._reload import settings_files
 from ._settings import TLSSettings
 
-__all__ = ["DEFAULT_LISTEN", "SETTINGS_OPTIONS", "ServerConfiguration"]
-
-#: Server options that are TLS settings, and the TLSSettings.from_strings
-#: argument each becomes.
-SETTINGS_OPTIONS = {
-    "cert": "certificate",
-    "key": "private_key",
-    "key-passphrase-file": "key_passphrase_file",
-    "ca": "ca",
-    "verify": "verify",
-    "profile": "profile",
-    "ciphers": "ciphers",
-    "min-tls": "min_tls",
-    "max-tls": "max_tls",
-    "allow-cn": "allow_cn",
-    "allow-dns": "allow_dns",
-    "allow-uri": "allow_uri",
-    "allow-spki": "allow_spki",
-    "sni": "sni",
-    "sni-strict": "sni_strict",
-    "alpn": "alpn",
-    "crl": "crl",
-    "ocsp-response": "ocsp_response",
-    "keylog-file": "keylog_file",
-    "ticket-key-file": "ticket_key_file",
-}
-#: Options that are on/off switches.
-SWITCHES = frozenset({"sni-strict"})
+__all__ = ["DEFAULT_LISTEN", "ServerConfiguration"]
 
 #: Where the server listens when no --listen is given.
-DEFAULT_LISTEN = "tcp:8443:interface=127.0.0.1"
+DEFAULT_LISTEN: str = option_named("listen").default[0]  # type: ignore[index]
+
+
+def _parsed(values: Mapping[str, Any]) -> dict[str, object]:
+    """
+    Every value typed by its option's row (flags arrive as text; the TOML
+    loader has typed its values already, and parsing them again is a no-op).
+
+    @raise ConfigurationError: for an option the server does not take, or a
+        value of the wrong type.
+    """
+    server = {option.name for option in options_for(Side.SERVER)}
+    parsed = {}
+    for name, value in values.items():
+        if name.replace("_", "-") not in server:
+            raise ConfigurationError(f"--{name}", "is not a server option")
+        option = option_named(name)
+        parsed[option.name] = option.parse(value)
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,9 @@ class ServerConfiguration:
         was configured.
     @ivar options: The flags this came from (with C{config}), to read it again.
     @ivar values: The flags merged over the configuration file, every key
-        (service options included) as given.
+        (service options included) typed by its option's row.
+    @ivar service: The service options (timeouts, limits, workers, metrics,
+        log format, reload interval).
     @ivar creator: The server connection creator for these settings, built
         (and so checked) once.
 
@@ -82,6 +77,7 @@ class ServerConfiguration:
     proxy_trusted: TrustedSources = field(default_factory=lambda: trusted_sources(None))
     options: Mapping[str, Any] | None = None
     values: Mapping[str, Any] = field(default_factory=dict)
+    service: ServiceOptions = field(default_factory=ServiceOptions)
     creator: ServerConnectionCreator = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -113,36 +109,41 @@ class ServerConfiguration:
             values.update(load_config(Path(options["config"])))
         for key, value in options.items():
             # A flag not given is None, an empty list, or False (switches).
-            if key != "config" and value not in (None, [], (), False, 0):
+            if key != "config" and value not in (None, [], (), False):
                 values[key] = value
+        values = _parsed(values)
         development = None
         if values.get("cert") is None and values.get("key") is None:
             development = ensure_development_certificate()
             values["cert"] = str(development.certificate)
             values["key"] = str(development.private_key)
-        arguments: dict[str, Any] = {
-            argument: bool(values[option]) if option in SWITCHES else values[option]
-            for option, argument in SETTINGS_OPTIONS.items()
-            if option in values
-        }
-        settings = TLSSettings.from_strings(**arguments)
-        listen = tuple(values.get("listen") or (DEFAULT_LISTEN,))
+        settings = TLSSettings.from_strings(
+            **{  # type: ignore[arg-type]  # each row's type is its field's
+                option.field: values[option.name]
+                for option in options_for(Side.BOTH)
+                if option.name in values
+            }
+        )
+        service = ServiceOptions.from_values(values)
         proxy_trusted = trusted_sources(
-            values.get("proxy-trusted"),
+            service.proxy_trusted,
             # The file, if that is where the values came from.
             None if options.get("proxy-trusted") else options.get("config"),
         )
         if reactor is None:
             from twisted.internet import reactor
-        for description in listen if check_listen else ():
+        for description in service.listen if check_listen else ():
             plain_server_endpoint(reactor, description)
+        if service.metrics is not None:
+            plain_server_endpoint(reactor, service.metrics, "--metrics")
         return cls(
             settings=settings,
-            listen=listen,
+            listen=service.listen,
             development=development,
             proxy_trusted=proxy_trusted,
             options=dict(options),
             values=values,
+            service=service,
         )
 
     def reread(self) -> ServerConfiguration:

@@ -1,6 +1,5 @@
 """
-The echo service as the twistd and twist runners run it, and the parsing of the
-service's own option values.
+The echo service as the twistd and twist runners run it.
 
 A port that cannot be bound ends the process with one line on standard error
 and status 1, not a traceback; SIGHUP reloads the TLS configuration; SIGTERM
@@ -23,37 +22,9 @@ from ._errors import ConfigurationError
 from ._server import EchoService
 from ._workers import WorkerSupervisor
 
-__all__ = ["PluginService", "SupervisorService", "count", "seconds"]
+__all__ = ["PluginService", "SupervisorService"]
 
 _log = Logger()
-
-
-def seconds(value: str | None, option: str, allow_zero: bool = False) -> float | None:
-    """
-    A positive number of seconds from an option value, or L{None} if not given.
-    """
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ConfigurationError(option, f"not a number of seconds: {value!r}") from None
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
-        raise ConfigurationError(option, f"must be above 0, not {value!r}")
-    return seconds
-
-
-def count(value: str, option: str) -> int:
-    """
-    A positive whole number from an option value.
-    """
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(option, f"not a whole number: {value!r}") from None
-    if number < 1:
-        raise ConfigurationError(option, f"must be at least 1, not {value!r}")
-    return number
 
 
 class _AsTheRunnersRunIt(MultiService):

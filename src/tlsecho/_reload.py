@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from ._creators import ServerConnectionCreator
 from ._errors import ConfigurationError
+from ._options import OPTIONS, Side
 from ._settings import TLSSettings
 
 __all__ = ["FileWatch", "ReloadingCreator", "settings_files"]
@@ -38,15 +39,11 @@ def settings_files(settings: TLSSettings) -> list[Path]:
     """
     Every file C{settings} was read from.
     """
-    files = [
-        settings.certificate,
-        settings.private_key,
-        settings.key_passphrase_file,
-        settings.ocsp_response,
-        settings.ticket_key_file,
-        *settings.ca,
-        *settings.crl,
-    ]
+    files: list[Path | None] = []
+    for option in OPTIONS:
+        if option.is_file and option.side & Side.BOTH:
+            value = getattr(settings, option.field)
+            files.extend(value if option.repeatable else [value])
     for entry in settings.sni:
         files += [entry.certificate, entry.private_key]
     return sorted({path for path in files if path is not None})

@@ -26,6 +26,7 @@ from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo
 from ._endpoints import client_endpoint, parse_address
 from ._errors import ConfigurationError, EchoError
+from ._options import Side, options_for
 from ._pem import load_ca_certificates
 from ._settings import TLSSettings, VerifyMode
 
@@ -64,70 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
         "4 TLS handshake or certificate verification failed.",
     )
     parser.add_argument("address", metavar="HOST:PORT", help="server to connect to")
-    parser.add_argument(
-        "--ca",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="trust roots (repeatable); default: the platform's trust store, plus "
-        "the development CA for loopback hosts",
-    )
-    parser.add_argument("--cert", metavar="FILE", help="client certificate (mutual TLS)")
-    parser.add_argument("--key", metavar="FILE", help="client private key [--cert file]")
+    for option in options_for(Side.CLIENT):
+        help = option.help_for(Side.CLIENT)
+        if option.is_switch:
+            parser.add_argument(
+                option.flag, dest=option.field, action="store_true", help=help
+            )
+        elif option.repeatable:
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action="append",
+                default=[],
+                metavar=option.type.metavar,
+                help=f"{help} (repeatable)",
+            )
+        else:
+            parser.add_argument(
+                option.flag, dest=option.field, metavar=option.type.metavar, help=help
+            )
     parser.add_argument(
         "--servername", metavar="NAME", help="SNI and the name to verify [HOST]"
-    )
-    parser.add_argument(
-        "--verify",
-        default="required",
-        metavar="MODE",
-        help="required, or none (insecure) [required]",
-    )
-    parser.add_argument(
-        "--ciphers", metavar="STR", help="OpenSSL cipher string for TLS 1.2"
-    )
-    parser.add_argument(
-        "--min-tls", metavar="V", help="lowest TLS version: 1.2 or 1.3 [1.2]"
-    )
-    parser.add_argument(
-        "--max-tls", metavar="V", help="highest TLS version: 1.2 or 1.3 [1.3]"
-    )
-    parser.add_argument(
-        "--profile",
-        metavar="NAME",
-        help="TLS policy: intermediate (TLS 1.2+1.3) or modern (1.3 only) [intermediate]",
-    )
-    parser.add_argument(
-        "--pin-spki",
-        action="append",
-        default=[],
-        metavar="SHA256",
-        help="the server key's SHA-256 SPKI pin (base64 or hex; repeatable): checked on "
-        "top of the chain, or instead of it with --verify none",
-    )
-    parser.add_argument(
-        "--alpn",
-        action="append",
-        default=[],
-        metavar="PROTO",
-        help="application protocol to offer with ALPN (repeatable)",
-    )
-    parser.add_argument(
-        "--crl",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="certificate revocation list (PEM or DER) for the server's chain (repeatable)",
-    )
-    parser.add_argument(
-        "--require-ocsp-staple",
-        action="store_true",
-        help="fail unless the server staples a good OCSP response for its certificate",
-    )
-    parser.add_argument(
-        "--keylog-file",
-        metavar="FILE",
-        help="append TLS secrets to FILE for Wireshark [$SSLKEYLOGFILE]",
     )
     parser.add_argument(
         "--verbose",
@@ -200,22 +158,14 @@ async def _run(
 ) -> None:
     try:
         host, port = parse_address(args.address)
-        settings = TLSSettings.from_strings(
-            certificate=args.cert,
-            private_key=args.key,
-            ca=args.ca,
-            verify=args.verify,
-            profile=args.profile,
-            ciphers=args.ciphers,
-            min_tls=args.min_tls,
-            max_tls=args.max_tls,
-            pin_spki=args.pin_spki,
-            alpn=args.alpn,
-            crl=args.crl,
-            require_ocsp_staple=args.require_ocsp_staple,
-            # As browsers do, SSLKEYLOGFILE in the environment turns the key log on.
-            keylog_file=args.keylog_file or os.environ.get("SSLKEYLOGFILE") or None,
+        given = {
+            option.field: getattr(args, option.field) for option in options_for(Side.CLIENT)
+        }
+        # As browsers do, SSLKEYLOGFILE in the environment turns the key log on.
+        given["keylog_file"] = (
+            given["keylog_file"] or os.environ.get("SSLKEYLOGFILE") or None
         )
+        settings = TLSSettings.from_strings(**given)
         servername = args.servername or host
         # Refuse a name that cannot be checked here, naming the option it came from.
         reference_name(servername, "--servername" if args.servername else "HOST:PORT")
