@@ -7,19 +7,33 @@ listener's connections; each against the real twistd plugin.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import time
 
+import psutil
 import pytest
 
-from _processes import identity, metrics_of, start_server
+from _processes import ServerProcess, identity, metrics_of, start_server
 from conftest import TLSFiles
-from hostile.service import stalled_mid_handshake, stalled_reader
+from hostile.service import send_client_hellos, stalled_mid_handshake, stalled_reader
+
+#: How many different SNI names the flood sends.
+FLOOD = 20_000
+
+pytestmark = pytest.mark.subprocess
 
 #: What the processes themselves may take to end once their reactor has
 #: stopped (interpreter teardown; twice with workers), on top of the promise:
 #: up to a second each on this shared 2-core machine, with nothing to drain.
 _PROCESS_SLACK = 3.0
+
+
+def _random_names(count: int) -> list[str]:
+    """C{count} distinct server names, all of the same length."""
+    names = {f"x{secrets.token_hex(8)}.example" for _ in range(count)}
+    assert len(names) == count
+    return sorted(names)
 
 
 def _wait_active(server: object, count: int, timeout: float = 20.0) -> None:
@@ -75,3 +89,43 @@ def test_sigterm_ends_within_shutdown_timeout_despite_stalled_peers(
     # It did wait for the drain: the stalled peers were not cut off at once.
     assert elapsed >= timeout, (elapsed, server.output)
     assert "still open after 2s" in server.output
+
+
+def _series(server: ServerProcess) -> list[str]:
+    """The names (with labels) of every sample the server's /metrics serves."""
+    return sorted(metrics_of(server))
+
+
+def test_sni_flood_makes_no_metric_series(servers: list, tls_files: TLSFiles) -> None:
+    """
+    20,000 ClientHellos naming 20,000 different servers under --sni-strict
+    add no metric series and no memory: peer text never becomes a label.
+    """
+    server = start_server(
+        servers,
+        *identity(tls_files),
+        "--sni-strict",
+        "--metrics",
+        "tcp:0:interface=127.0.0.1",
+    )
+    process = psutil.Process(server.process.pid)
+    # Warm up (allocator pools, the failure series of each class), then measure.
+    assert send_client_hellos(server.port, _random_names(2_000)) == 2_000
+    before = _series(server)
+    rss_before = process.memory_info().rss
+    started = time.monotonic()
+    cpu_before = sum(process.cpu_times()[:2])
+    assert send_client_hellos(server.port, _random_names(FLOOD)) == FLOOD
+    flood_seconds = time.monotonic() - started
+    after = _series(server)
+    rss_after = process.memory_info().rss
+    values = metrics_of(server)
+    cpu_seconds = sum(process.cpu_times()[:2]) - cpu_before
+    figures = f"{FLOOD} names in {flood_seconds:.1f}s, server CPU {cpu_seconds:.1f}s"
+    assert after == before, figures
+    assert rss_after - rss_before < 1024 * 1024, (rss_before, rss_after, figures)
+    refused = [k for k in values if k.startswith("tlsecho_failures_total{")]
+    assert sum(values[k] for k in refused) == 2_000 + FLOOD
+    assert values['tlsecho_failures_total{reason="unrecognized name"}'] == 2_000 + FLOOD
+    # The names go to the log instead.
+    server.wait_for("unrecognized name 'x[0-9a-f]{16}\\.example' \\(--sni-strict\\)")

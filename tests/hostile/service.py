@@ -18,6 +18,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -97,14 +98,19 @@ def _sni_variants(template: bytes, name: bytes, names: Iterable[bytes]) -> Itera
 
 
 def send_client_hellos(
-    port: int, names: Sequence[str], threads: int = 4, host: str = "127.0.0.1"
+    port: int,
+    names: Sequence[str],
+    threads: int = 4,
+    host: str = "127.0.0.1",
+    limit: float = 600.0,
 ) -> int:
     """
     Connect once for each of C{names} (all of the same length), send a
     ClientHello naming it, and read until the server closes; C{threads}
-    connections at a time.  Return how many connections the server answered
-    (with an alert or by closing).
+    connections at a time, for at most C{limit} seconds in all.  Return how
+    many connections the server answered (with an alert or by closing).
     """
+    deadline = time.monotonic() + limit
     template = client_hello(names[0])
     hellos = list(
         _sni_variants(template, names[0].encode(), (n.encode("ascii") for n in names))
@@ -115,6 +121,8 @@ def send_client_hellos(
     def run(index: int) -> None:
         try:
             for hello in hellos[index::threads]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"not done after {limit:g}s")
                 with socket.create_connection((host, port), timeout=20) as s:
                     # Close with a reset: no TIME_WAIT left on our side.
                     s.setsockopt(
