@@ -8,18 +8,39 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
+import shutil
 import signal
+import socket
 import time
 
 import psutil
 import pytest
 
-from _processes import ServerProcess, identity, metrics_of, start_server
+from tlsecho._metrics import METRICS_IDLE_TIMEOUT, METRICS_MAX_CONNECTIONS
+
+from _processes import (
+    TWISTD_COMMAND,
+    ServerProcess,
+    identity,
+    metrics_of,
+    run_client,
+    start_server,
+)
 from conftest import TLSFiles
-from hostile.service import send_client_hellos, stalled_mid_handshake, stalled_reader
+from hostile.service import (
+    idle_connections,
+    send_client_hellos,
+    stalled_mid_handshake,
+    stalled_reader,
+)
 
 #: How many different SNI names the flood sends.
 FLOOD = 20_000
+
+#: The server's descriptor limit in the metrics listener test (ulimit -n).
+DESCRIPTORS = 256
+PRLIMIT = shutil.which("prlimit") or "prlimit"
 
 pytestmark = pytest.mark.subprocess
 
@@ -129,3 +150,81 @@ def test_sni_flood_makes_no_metric_series(servers: list, tls_files: TLSFiles) ->
     assert values['tlsecho_failures_total{reason="unrecognized name"}'] == 2_000 + FLOOD
     # The names go to the log instead.
     server.wait_for("unrecognized name 'x[0-9a-f]{16}\\.example' \\(--sni-strict\\)")
+
+
+def _closed_by_peer(connections: list[socket.socket], wanted: int, limit: float) -> int:
+    """
+    Wait (at most C{limit} seconds) until C{wanted} of C{connections} have been
+    closed by the server; return how many were.
+    """
+    closed: set[socket.socket] = set()
+    deadline = time.monotonic() + limit
+    while len(closed) < wanted and time.monotonic() < deadline:
+        ready, _, _ = select.select(
+            [c for c in connections if c not in closed], [], [], 0.2
+        )
+        for connection in ready:
+            try:
+                data = connection.recv(1)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                raise AssertionError(f"the metrics listener sent {data!r} unasked")
+            closed.add(connection)
+    return len(closed)
+
+
+def test_idle_metrics_connections_are_bounded(servers: list, tls_files: TLSFiles) -> None:
+    """
+    Idle connections to --metrics beyond its limit are closed at once, the
+    rest after its idle timeout, and TLS clients are served meanwhile, even
+    when the idle ones alone would use up the server's descriptors.
+    """
+    server = start_server(
+        servers,
+        *identity(tls_files),
+        "--metrics",
+        "tcp:0:interface=127.0.0.1",
+        command=[PRLIMIT, f"--nofile={DESCRIPTORS}", *TWISTD_COMMAND],
+    )
+    port = int(server.wait_for(r"tlsecho metrics on http://127\.0\.0\.1:(\d+)/").group(1))
+    extra = DESCRIPTORS + 44 - METRICS_MAX_CONNECTIONS
+    idle = idle_connections(port, METRICS_MAX_CONNECTIONS + extra)
+    try:
+        # Well before the idle timeout: only the extra ones are closed.
+        assert _closed_by_peer(idle, extra, METRICS_IDLE_TIMEOUT / 2) == extra
+        assert _closed_by_peer(idle, extra + 1, 1.0) == extra
+        result = run_client(server.address, "--ca", str(tls_files.ca), payload=b"served\n")
+        assert (result.returncode, result.stdout) == (0, b"served\n"), result.stderr
+        # The others go after the idle timeout (with slack for a loaded machine).
+        assert _closed_by_peer(idle, len(idle), METRICS_IDLE_TIMEOUT + 15) == len(idle)
+    finally:
+        for connection in idle:
+            connection.close()
+    assert metrics_of(server)["tlsecho_connections_total"] == 1
+    assert "not on loopback" not in server.output
+
+
+@pytest.mark.parametrize(
+    ("description", "warned"),
+    [
+        ("tcp:0", True),
+        ("tcp6:0", True),
+        ("tcp:0:interface=0.0.0.0", True),
+        ("tcp:0:interface=127.0.0.1", False),
+        ("tcp6:0:interface=\\:\\:1", False),
+    ],
+)
+def test_metrics_beyond_loopback_warns(
+    servers: list, tls_files: TLSFiles, description: str, warned: bool
+) -> None:
+    """--metrics bound beyond loopback is said at start, in one line."""
+    server = start_server(servers, *identity(tls_files), "--metrics", description)
+    server.wait_for("tlsecho metrics on http://")
+    lines = [line for line in server.output.splitlines() if "not on loopback" in line]
+    if warned:
+        (line,) = lines
+        assert f"--metrics {description}" in line
+        assert "interface=127.0.0.1" in line
+    else:
+        assert lines == []

@@ -26,11 +26,18 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from twisted.internet.interfaces import IAddress, IProtocolFactory
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 __all__ = [
     "FAILURE_CLASSES",
+    "METRICS_IDLE_TIMEOUT",
+    "METRICS_MAX_CONNECTIONS",
     "MULTIPROCESS_ENVIRONMENT",
     "ServerMetrics",
     "failure_class",
@@ -39,8 +46,17 @@ __all__ = [
     "workers_registry",
 ]
 
+_log = Logger()
+
 #: Set in a worker's environment: the directory its metrics are written to.
 MULTIPROCESS_ENVIRONMENT = "PROMETHEUS_MULTIPROC_DIR"
+
+#: At most this many connections to the metrics listener at once; more are
+#: closed as they come (a scraper needs one or two).
+METRICS_MAX_CONNECTIONS = 64
+#: Seconds a connection to the metrics listener may stay idle (between
+#: requests, or before its first) before it is closed.
+METRICS_IDLE_TIMEOUT = 10.0
 
 #: Handshake durations of interest: loopback is sub-millisecond, the far side
 #: of the world a few hundred milliseconds, a stalling peer seconds.
@@ -280,11 +296,61 @@ class _MetricsResource(Resource):
         return generate_latest(self._registry)
 
 
-def metrics_site(registry: CollectorRegistry) -> Site:
+def metrics_site(
+    registry: CollectorRegistry,
+    max_connections: int = METRICS_MAX_CONNECTIONS,
+    idle_timeout: float = METRICS_IDLE_TIMEOUT,
+) -> IProtocolFactory:
     """
-    A twisted.web site serving C{registry} at C{/metrics}.
+    A twisted.web site serving C{registry} at C{/metrics}, holding at most
+    C{max_connections} connections at once (more are closed as they come),
+    each closed after C{idle_timeout} seconds without a request.
+
+    The metrics listener may face more than the scraper: its connections must
+    not use up the descriptors the TLS listeners need.
     """
-    return Site(_MetricsResource(registry))
+    site = Site(_MetricsResource(registry), timeout=idle_timeout)
+    site.protocol = _MetricsChannel  # type: ignore[assignment]
+    return _Limited(site, max_connections, "--metrics")
+
+
+class _MetricsChannel(HTTPChannel):
+    """
+    HTTP/1.1 only, and a connection that timed out but does not take our
+    close (its peer does not read) is aborted sooner than twisted.web's 15 s.
+    """
+
+    abortTimeout = 5
+
+
+class _Limited(WrappingFactory):
+    """
+    A factory that closes new connections at once while C{limit} of its
+    connections are open; said once per burst in the log.
+    """
+
+    def __init__(self, wrapped: IProtocolFactory, limit: int, option: str):
+        super().__init__(wrapped)
+        self._limit = limit
+        self._option = option
+        self._full = False
+
+    def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper:
+        if len(self.protocols) >= self._limit:
+            if not self._full:
+                self._full = True
+                _log.warn(
+                    "{option}: {limit} connections open; closing new ones until some end",
+                    option=self._option,
+                    limit=self._limit,
+                )
+            # The port closes a connection it gets no protocol for.
+            return None  # type: ignore[return-value]
+        return super().buildProtocol(addr)
+
+    def unregisterProtocol(self, p: Protocol) -> None:
+        super().unregisterProtocol(p)
+        self._full = False
 
 
 def workers_registry(directory: str) -> CollectorRegistry:
