@@ -203,6 +203,10 @@ def test_idle_metrics_connections_are_bounded(servers: list, tls_files: TLSFiles
             connection.close()
     assert metrics_of(server)["tlsecho_connections_total"] == 1
     assert "not on loopback" not in server.output
+    # The refusals are said, once, not once per connection.
+    refusals = [line for line in server.output.splitlines() if "connections open;" in line]
+    assert len(refusals) == 1, refusals
+    assert f"--metrics: {METRICS_MAX_CONNECTIONS} connections open" in refusals[0]
 
 
 @pytest.mark.parametrize(

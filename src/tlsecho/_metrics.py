@@ -13,6 +13,7 @@ C{prometheus_client}'s own encoder.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,7 +28,6 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from twisted.internet.interfaces import IAddress, IProtocolFactory
-from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.web.http import HTTPChannel
@@ -326,31 +326,36 @@ class _MetricsChannel(HTTPChannel):
 class _Limited(WrappingFactory):
     """
     A factory that closes new connections at once while C{limit} of its
-    connections are open; said once per burst in the log.
+    connections are open; said in the log at most once a minute (with how
+    many were closed), so that the refusals cannot flood it.
     """
+
+    #: Seconds between two log lines about refused connections.
+    warn_every = 60.0
 
     def __init__(self, wrapped: IProtocolFactory, limit: int, option: str):
         super().__init__(wrapped)
         self._limit = limit
         self._option = option
-        self._full = False
+        self._refused = 0
+        self._warned_at: float | None = None
 
     def buildProtocol(self, addr: IAddress | None) -> ProtocolWrapper:
-        if len(self.protocols) >= self._limit:
-            if not self._full:
-                self._full = True
-                _log.warn(
-                    "{option}: {limit} connections open; closing new ones until some end",
-                    option=self._option,
-                    limit=self._limit,
-                )
-            # The port closes a connection it gets no protocol for.
-            return None  # type: ignore[return-value]
-        return super().buildProtocol(addr)
-
-    def unregisterProtocol(self, p: Protocol) -> None:
-        super().unregisterProtocol(p)
-        self._full = False
+        if len(self.protocols) < self._limit:
+            return super().buildProtocol(addr)
+        self._refused += 1
+        now = time.monotonic()
+        if self._warned_at is None or now - self._warned_at >= self.warn_every:
+            self._warned_at = now
+            _log.warn(
+                "{option}: {limit} connections open; closed {refused} new one(s)",
+                option=self._option,
+                limit=self._limit,
+                refused=self._refused,
+            )
+            self._refused = 0
+        # The port closes a connection it gets no protocol for.
+        return None  # type: ignore[return-value]
 
 
 def workers_registry(directory: str) -> CollectorRegistry:
