@@ -46,7 +46,7 @@ pytestmark = pytest.mark.subprocess
 
 #: What the processes themselves may take to end once their reactor has
 #: stopped (interpreter teardown; twice with workers), on top of the promise:
-#: up to a second each on this shared 2-core machine, with nothing to drain.
+#: up to a second each on a loaded 2-core machine, with nothing to drain.
 _PROCESS_SLACK = 3.0
 
 
@@ -57,11 +57,11 @@ def _random_names(count: int) -> list[str]:
     return sorted(names)
 
 
-def _wait_active(server: object, count: int, timeout: float = 20.0) -> None:
+def _wait_active(server: ServerProcess, count: int, timeout: float = 20.0) -> None:
     """Wait until the server's metrics show C{count} open connections."""
     deadline = time.monotonic() + timeout
     while True:
-        active = metrics_of(server).get("tlsecho_connections_active")  # type: ignore[arg-type]
+        active = metrics_of(server).get("tlsecho_connections_active")
         if active == count:
             return
         if time.monotonic() > deadline:
