@@ -7,6 +7,7 @@ metric in it.  Nothing about speed is asserted.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,25 @@ WORKERS = "tlsecho-workers2"
 WORKER_METRICS = {"bulk", "handshakes", "pingpong"}
 
 
+def _socat() -> bool:
+    """
+    Whether socat is there to be measured; where the tools are required
+    (C{TLSECHO_REQUIRE_TOOLS}, set by C{.ci/run}), it must be.
+    """
+    if shutil.which("socat"):
+        return True
+    if os.environ.get("TLSECHO_REQUIRE_TOOLS"):
+        pytest.fail("socat is not installed, and .ci/run requires it")
+    return False
+
+
+def test_socat_is_there_where_required() -> None:
+    """Under TLSECHO_REQUIRE_TOOLS the benchmark's socat peer cannot be dropped."""
+    if not os.environ.get("TLSECHO_REQUIRE_TOOLS"):
+        pytest.skip("TLSECHO_REQUIRE_TOOLS is not set")
+    assert _socat()
+
+
 def test_quick_bench_writes_every_server_and_metric(tmp_path: Path) -> None:
     """The quick mode exits 0 and reports every metric for every server."""
     output = tmp_path / "latest.json"
@@ -37,7 +57,7 @@ def test_quick_bench_writes_every_server_and_metric(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     results = json.loads(output.read_text())
-    expected = SERVERS | ({"socat"} if shutil.which("socat") else set())
+    expected = SERVERS | ({"socat"} if _socat() else set())
     assert set(results["servers"]) == expected | {WORKERS}
     for name in expected:
         metrics = results["servers"][name]["metrics"]

@@ -7,12 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
 import ssl
+import string
 
+import pytest
 from cryptography import x509
+from prometheus_client import generate_latest
+
+from tlsecho._metrics import FAILURE_CLASSES, ServerMetrics, failure_class
 
 from _processes import identity, metrics_of, run_client, start_server
 from conftest import TLSFiles
@@ -124,3 +130,91 @@ def test_client_identity_and_alpn_are_logged(servers: list, tls_files: TLSFiles)
     assert "SNI localhost" in line
     assert "ALPN echo/1" in line
     assert re.search(r"client CN=client\.example, DNS:client\.example", line), line
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("handshake timeout", "handshake timeout"),
+        ("no PROXY header", "no PROXY header"),
+        ("invalid PROXY header", "invalid PROXY header"),
+        ("PROXY header from 203.0.113.9, not --proxy-trusted", "PROXY header refused"),
+        ("unrecognized name 'evil.example' (--sni-strict)", "unrecognized name"),
+        # Peer text that looks like another class is still matched on the start.
+        ("unrecognized name 'PROXY.renegotiation' (--sni-strict)", "unrecognized name"),
+        (
+            "client certificate not authorized (CN=\x1b[31mroot, DNS:PROXY): "
+            "no --allow-* rule matches",
+            "client certificate not authorized",
+        ),
+        (
+            "certificate verify failed: unknown CA (unable to get local issuer "
+            "certificate)",
+            "certificate verify failed",
+        ),
+        ("certificate verify failed: certificate revoked", "certificate verify failed"),
+        ("no client certificate", "no client certificate"),
+        ("protocol version: no TLS version in common", "protocol version"),
+        ("no cipher or signature algorithm in common", "no cipher in common"),
+        (
+            "the peer sent plain HTTP to a TLS port",
+            "the peer sent plain HTTP to a TLS port",
+        ),
+        (
+            "the peer does not speak TLS (wrong version number)",
+            "the peer does not speak TLS",
+        ),
+        ("the peer sent a malformed TLS record", "the peer does not speak TLS"),
+        ("renegotiation refused", "renegotiation refused"),
+        (
+            "the peer does not trust our certificate (unknown CA)",
+            "the peer rejected our certificate",
+        ),
+        ("the peer sent the alert 'bad record mac'", "the peer sent an alert"),
+        (
+            "connection closed without close_notify",
+            "connection closed without close_notify",
+        ),
+        ("connection lost", "connection lost"),
+        ("TLS error: some new openssl reason", "TLS error"),
+        ("", "other"),
+        ("\x00\xff" * 1000, "other"),
+    ],
+)
+def test_failure_class(reason: str, expected: str) -> None:
+    """Each failure reason is counted under a class from the fixed set."""
+    assert failure_class(reason) == expected
+    assert expected in FAILURE_CLASSES
+
+
+def test_failure_class_is_total() -> None:
+    """Any text, or no text, gives one of the fixed classes (C{"other"} at worst)."""
+    rng = random.Random(10)
+    alphabet = "PROXY TLS peer error no the (ALPN)\x1b\r\n\u2028é" + string.printable
+    samples: list[object] = [None, 42, b"bytes", "\ud800"]
+    samples += ["".join(rng.choices(alphabet, k=rng.randrange(60))) for _ in range(2000)]
+    classes = {failure_class(sample) for sample in samples}
+    assert classes <= set(FAILURE_CLASSES)
+    assert "other" in classes
+
+
+def test_failure_labels_are_classes_not_peer_text() -> None:
+    """A failure whose reason holds peer text is counted under its class only."""
+    metrics = ServerMetrics()
+    for name in ("a.example", "b.example", "\x1b]0;owned\x07"):
+        metrics.connection_opened()
+        metrics.connection_ended(
+            {
+                "bytes_in": 0,
+                "bytes_out": 0,
+                "handshake_seconds": None,
+                "failed": True,
+                "stage": "TLS handshake",
+                "reason": f"unrecognized name {name!r} (--sni-strict)",
+            }
+        )
+    text = generate_latest(metrics.registry).decode()
+    failures = [
+        line for line in text.splitlines() if line.startswith("tlsecho_failures_total")
+    ]
+    assert failures == ['tlsecho_failures_total{reason="unrecognized name"} 3.0']

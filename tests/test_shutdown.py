@@ -12,6 +12,13 @@ import ssl
 import threading
 import time
 
+from twisted.internet.task import Clock
+
+from tlsecho import EchoServerProtocol
+from tlsecho._configuration import ServerConfiguration
+from tlsecho._server import CLOSE_GRACE, STOP_GRACE, EchoService
+from tlsecho._settings import TLSSettings
+
 from _processes import identity, start_server
 from conftest import TLSFiles
 
@@ -99,3 +106,50 @@ def test_sigterm_with_idle_clients_waits_for_them_to_leave(
         pass
     else:
         raise AssertionError("the server still accepts connections after stopping")
+
+
+class _DeafTransport:
+    """A transport whose closes never end the connection (a broken protocol)."""
+
+    def __init__(self, clock: Clock):
+        self._clock = clock
+        self.calls: list[tuple[str, float]] = []
+
+    def unregisterProducer(self) -> None:
+        pass
+
+    def loseConnection(self) -> None:
+        self.calls.append(("close", self._clock.seconds()))
+
+    def abortConnection(self) -> None:
+        self.calls.append(("abort", self._clock.seconds()))
+
+
+def test_stop_is_bounded_whatever_the_connections_do(tls_files: TLSFiles) -> None:
+    """
+    After the shutdown timeout a connection gets close_notify, then an abort,
+    and the service stops within the grace even if the connection never ends.
+    """
+    clock = Clock()
+    configuration = ServerConfiguration(
+        TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key),
+        listen=(),
+    )
+    service = EchoService(configuration, reactor=clock, shutdown_timeout=3.0)
+    stuck = EchoServerProtocol()
+    transport = _DeafTransport(clock)
+    stuck.transport = transport  # type: ignore[assignment]
+    service.factory.connections.add(stuck)
+    stopped = service.stopService()
+    done: list[float] = []
+    stopped.addCallback(lambda _: done.append(clock.seconds()))
+    clock.pump([0.01] * 299)
+    assert transport.calls == []
+    assert not done
+    clock.pump([0.01] * 200)
+    assert [call for call, _ in transport.calls] == ["close", "abort"]
+    (closed, aborted) = (at for _, at in transport.calls)
+    assert 3.0 <= closed < 3.1
+    assert 3.0 + CLOSE_GRACE <= aborted < 3.1 + CLOSE_GRACE
+    (stopped_at,) = done
+    assert 3.0 + STOP_GRACE <= stopped_at < 3.1 + STOP_GRACE < 4.0

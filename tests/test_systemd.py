@@ -5,6 +5,7 @@ passed the way systemd passes it (LISTEN_FDS / LISTEN_PID, descriptor 3).
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -30,11 +31,12 @@ os.execv(sys.argv[1], sys.argv[1:])
 """
 
 
-@pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
-)
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     """systemd-analyze verify accepts the service and socket units without a warning."""
+    if shutil.which("systemd-analyze") is None:
+        if os.environ.get("TLSECHO_REQUIRE_TOOLS"):
+            pytest.fail("systemd-analyze is not installed, and .ci/run requires it")
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
     for unit in UNITS.iterdir():
         text = unit.read_text()
         # verify checks that ExecStart exists: point it at this environment's twistd.

@@ -2,11 +2,13 @@
 Listening, and saying so: a port that cannot be bound becomes a one-line
 configuration error naming the C{--listen} description, each listener
 announces the address it got (useful with port 0), and the metrics site is
-one more listener.
+one more listener, bounded (L{tlsecho._metrics.metrics_site}) and said at
+start when it listens beyond loopback.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
@@ -46,12 +48,36 @@ def metrics_service(
             plain_server_endpoint(reactor, description, "--metrics"),
             description,
             "tlsecho metrics on http://{address}/metrics ({description})",
+            check=_warn_beyond_loopback,
         ),
         metrics_site(registry),
     )
     site._raiseSynchronously = True
     site.setName("--metrics " + description)
     return site
+
+
+def _warn_beyond_loopback(port: IListeningPort, description: str) -> None:
+    """
+    Say (one line) that the metrics listener C{port} can be reached from
+    beyond this machine: it serves plain HTTP to anyone, without
+    authentication (C{tcp:PORT} without C{interface=} binds every address).
+    """
+    host = getattr(port.getHost(), "host", None)
+    if host is None:
+        return  # a UNIX socket: the file's permissions decide
+    try:
+        loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        _log.warn(
+            "--metrics {description} listens on {address}, not on loopback: anyone "
+            "who can reach it can read the metrics; add interface=127.0.0.1 "
+            "(or firewall the port)",
+            description=description,
+            address=format_address(port.getHost()),
+        )
 
 
 def bind_or_explain(service: IService, start: Callable[[], None]) -> None:
@@ -114,10 +140,16 @@ class AnnouncingEndpoint:
         endpoint: IStreamServerEndpoint,
         description: str,
         announcement: str = "tlsecho listening on {address} ({description})",
+        check: Callable[[IListeningPort, str], None] | None = None,
     ):
+        """
+        @param check: Called with the port and C{description} once listening,
+            after the announcement (to warn about the address, say).
+        """
         self._endpoint = endpoint
         self._description = description
         self._announcement = announcement
+        self._check = check
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
         def announce(port: IListeningPort) -> IListeningPort:
@@ -126,6 +158,8 @@ class AnnouncingEndpoint:
                 address=format_address(port.getHost()),
                 description=self._description,
             )
+            if self._check is not None:
+                self._check(port, self._description)
             return port
 
         return self._endpoint.listen(factory).addCallback(announce)

@@ -9,7 +9,7 @@ description); on stop, open connections may finish for the shutdown timeout.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from cryptography import x509
 from twisted.application.internet import StreamServerEndpointService
@@ -30,6 +30,14 @@ from ._settings import TLSSettings
 __all__ = ["EchoService"]
 
 _log = Logger()
+
+#: Seconds after the shutdown timeout that connections still open have to take
+#: their close_notify; then they are aborted (a peer that does not read would
+#: never take it).
+CLOSE_GRACE = 0.25
+#: Seconds after the shutdown timeout when the service has stopped, whatever
+#: is left: SIGTERM ends the process within the shutdown timeout plus 1 s.
+STOP_GRACE = 0.5
 
 
 class EchoService(MultiService):
@@ -152,8 +160,10 @@ class EchoService(MultiService):
         """
         Stop gracefully: stop accepting, let open connections finish (their
         bytes are all echoed) for up to the shutdown timeout, then close the
-        rest with close_notify.  The returned Deferred fires when all are gone,
-        which is when twistd lets the process exit.
+        rest with close_notify, and abort those that have not closed
+        L{CLOSE_GRACE} seconds later.  The returned Deferred fires when all are
+        gone, and at the latest L{STOP_GRACE} seconds after the shutdown
+        timeout, which is when twistd lets the process exit.
         """
         if self._watch is not None and self._watch.running:
             self._watch.stop()
@@ -173,18 +183,20 @@ class EchoService(MultiService):
         done: Deferred[None] = Deferred()
         clock = self._reactor
         deadline = clock.seconds() + self._shutdown_timeout
-        closing_since: list[float] = []
+        # What has been done to the connections still open: nothing yet, then
+        # close_notify, then abort.
+        stage: list[str] = []
 
         def check() -> None:
             if not connections:
                 poll.stop()
                 done.callback(None)
                 return
-            now = clock.seconds()
-            if now < deadline:
+            late = clock.seconds() - deadline
+            if late < 0:
                 return
-            if not closing_since:
-                closing_since.append(now)
+            if not stage:
+                stage.append("closing")
                 _log.info(
                     "closing {count} connection(s) still open after {timeout:g}s",
                     count=len(connections),
@@ -192,9 +204,24 @@ class EchoService(MultiService):
                 )
                 for protocol in list(connections):
                     _close_politely(protocol)
-            elif now - closing_since[0] > self.factory.close_timeout:
+            elif late >= CLOSE_GRACE and len(stage) == 1:
+                stage.append("aborting")
+                _log.info(
+                    "aborting {count} connection(s) that did not close in {grace:g}s",
+                    count=len(connections),
+                    grace=CLOSE_GRACE,
+                )
                 for protocol in list(connections):
-                    cast(Any, protocol.transport).abortConnection()
+                    _abort(protocol)
+            elif late >= STOP_GRACE:
+                # Aborted connections end at once; one that did not is a bug
+                # in its bookkeeping, which must not keep the process alive.
+                _log.warn(
+                    "stopping with {count} connection(s) not accounted for",
+                    count=len(connections),
+                )
+                poll.stop()
+                done.callback(None)
 
         poll = LoopingCall(check)
         poll.clock = clock
@@ -221,13 +248,29 @@ def _served(settings: TLSSettings) -> list[tuple[str, x509.Certificate]]:
     return served + [(entry.name, chain[0]) for entry, chain, _ in settings.sni_identities]
 
 
+def _abort(protocol: Any) -> None:
+    """
+    Close a connection at once, whatever its peer does (no close_notify).
+    """
+    try:
+        transport = protocol.transport
+        if transport is not None:
+            transport.abortConnection()
+    except Exception:
+        # One connection must not keep the others (and the process) alive.
+        _log.failure("while aborting a connection on shutdown")
+
+
 def _close_politely(protocol: Any) -> None:
     """
     Close a connection with close_notify (TLS sends it only once no producer
     is registered).
     """
-    transport = protocol.transport
-    if transport is None:
-        return
-    transport.unregisterProducer()
-    transport.loseConnection()
+    try:
+        transport = protocol.transport
+        if transport is None:
+            return
+        transport.unregisterProducer()
+        transport.loseConnection()
+    except Exception:
+        _log.failure("while closing a connection on shutdown")

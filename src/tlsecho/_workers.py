@@ -60,6 +60,11 @@ FIRST_SOCKET = 3
 #: A worker that dies sooner than this after it started is restarted after a
 #: pause, so a worker that cannot start does not spin.
 YOUNG = 2.0
+#: Seconds after the shutdown timeout when a worker still running is killed:
+#: it should have stopped by itself (the service stops at most STOP_GRACE
+#: after the timeout), and SIGTERM is promised to end within the timeout
+#: plus 1 s.
+KILL_GRACE = 1.0
 #: Environment variables of systemd socket activation, meant for the main
 #: process only.
 _SYSTEMD = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
@@ -209,8 +214,8 @@ class WorkerSupervisor(MultiService):
         @param arguments: The plugin's own command-line arguments, which every
             worker gets too.
         @param count: How many workers to keep running.
-        @param shutdown_timeout: How long a worker may drain; after that and a
-            grace period, a worker still running is killed.
+        @param shutdown_timeout: How long a worker may drain; L{KILL_GRACE}
+            seconds after that, a worker still running is killed.
         @param reactor: The reactor; the global one by default.
         @param directory: The workers' working directory: the current one by
             default (relative paths in the arguments stay valid).
@@ -366,10 +371,11 @@ class WorkerSupervisor(MultiService):
         _log.info("stopping {count} workers", count=len(self.workers))
         for worker in list(self.workers.values()):
             worker.signal("TERM")
-        # A worker drains for the shutdown timeout, then gives close_notify
-        # ten seconds (EchoServerFactory.close_timeout); then a little more.
+        # A worker drains for the shutdown timeout, then closes and aborts
+        # what is left and exits (EchoService.stopService, within STOP_GRACE);
+        # a worker still running at the promised bound is killed.
         deadline = self._reactor.callLater(
-            self._shutdown_timeout + 15.0, self._kill_remaining
+            self._shutdown_timeout + KILL_GRACE, self._kill_remaining
         )
 
         def stopped(result: None) -> None:
@@ -386,9 +392,11 @@ class WorkerSupervisor(MultiService):
     def _kill_remaining(self) -> None:
         for worker in list(self.workers.values()):
             _log.warn(
-                "worker {worker} (pid {pid}) did not stop; killing it",
+                "worker {worker} (pid {pid}) still running {grace:g}s after the "
+                "shutdown timeout; killing it",
                 worker=worker.number,
                 pid=worker.pid,
+                grace=KILL_GRACE,
             )
             worker.signal("KILL")
 
