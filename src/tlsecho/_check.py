@@ -136,6 +136,29 @@ def _print_text(data: dict[str, Any], out: IO[str]) -> None:
     write("result: " + ("warnings" if data["warnings"] else "ok") + "\n")
 
 
+def _check_options() -> usage.Options:
+    """
+    The options of C{tlsecho check}: the server's, plus C{--json}, with a help
+    text of its own.
+    """
+    from .tap import Options
+
+    class CheckOptions(Options):
+        synopsis = "Usage: tlsecho check [--json] [server options]"
+        longdesc = (
+            "Validate a server configuration (the same flags, or --config FILE) and "
+            "report on it: certificates, chain, key, CAs, protocols, ciphers, groups, "
+            "warnings. Listens on nothing. Exit status: 0 ok, 1 warnings only, "
+            "2 errors (each error one line on standard error)."
+        )
+        optFlags = [
+            *Options.optFlags,
+            ["json", None, 'Print the report as JSON (errors too, as {"errors": [...]}).'],
+        ]
+
+    return CheckOptions()
+
+
 def main(
     argv: Sequence[str] | None = None,
     out: IO[str] | None = None,
@@ -147,18 +170,13 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     arguments = list(sys.argv[2:] if argv is None else argv)
+    options = _check_options()
     if "--help" in arguments or "-h" in arguments:
-        from .tap import Options
-
-        out.write("usage: tlsecho check [--json] [server options]\n\n")
-        out.write(str(Options()))
+        out.write(str(options))
         raise SystemExit(0)
-    from .tap import Options
-
     as_json = "--json" in arguments
-    options = Options()
     try:
-        options.parseOptions([a for a in arguments if a != "--json"])
+        options.parseOptions(arguments)
     except usage.UsageError as e:
         if as_json:
             out.write(json.dumps({"errors": [str(e)]}) + "\n")

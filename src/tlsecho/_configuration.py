@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from twisted.logger import Logger
+
 from ._config import load_config
 from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
@@ -24,7 +26,9 @@ from ._proxy import TrustedSources, trusted_sources
 from ._reload import settings_files
 from ._settings import TLSSettings
 
-__all__ = ["DEFAULT_LISTEN", "ServerConfiguration"]
+__all__ = ["DEFAULT_LISTEN", "ServerConfiguration", "warn_restart_needed"]
+
+_log = Logger()
 
 #: Where the server listens when no --listen is given.
 DEFAULT_LISTEN: str = option_named("listen").default[0]  # type: ignore[index]
@@ -157,9 +161,31 @@ class ServerConfiguration:
             return replace(self, settings=self.settings.replace())
         return ServerConfiguration.from_options(self.options, check_listen=False)
 
+    def restart_needed_for(self, new: ServerConfiguration) -> list[str]:
+        """
+        The options whose change in C{new} a reload cannot apply: the flags of
+        restart-only rows of the option table (C{--listen}, C{--workers},
+        C{--metrics}, C{--log-format}, ...) whose values differ.
+        """
+        return self.service.restart_only_changes(new.service)
+
     def files(self) -> list[Path]:
         """
         The files this configuration was read from, to watch for changes.
         """
         config = (self.options or {}).get("config")
         return settings_files(self.settings) + ([Path(config)] if config else [])
+
+
+def warn_restart_needed(running: ServerConfiguration, new: ServerConfiguration) -> None:
+    """
+    Log one line if C{new} changes options that only a restart applies (the
+    reload keeps the running values for them).
+    """
+    changed = running.restart_needed_for(new)
+    if changed:
+        _log.warn(
+            "reload: {options} changed, which only a restart applies; "
+            "still using the running values",
+            options=", ".join(changed),
+        )

@@ -19,7 +19,8 @@ from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from ._configuration import ServerConfiguration
+from ._configuration import ServerConfiguration, warn_restart_needed
+from ._creators import ServerConnectionCreator
 from ._echoserver import EchoServerFactory
 from ._endpoints import server_endpoint
 from ._listening import AnnouncingEndpoint, bind_or_explain, metrics_service
@@ -87,8 +88,9 @@ class EchoService(MultiService):
                 metrics_service(reactor, metrics, self.metrics.registry).setServiceParent(
                     self
                 )
+        self._say_restart_needed = inherited is None  # a worker's main process says it
         self.creator = creator = ReloadingCreator(
-            configuration.creator, lambda: configuration.reread().creator, self._reloaded
+            configuration.creator, self._reread, self._reloaded
         )
         self._reactor = reactor
         self._shutdown_timeout = shutdown_timeout
@@ -234,6 +236,16 @@ class EchoService(MultiService):
         on failure keep the old one (see L{ReloadingCreator.reload}).
         """
         return self.creator.reload()
+
+    def _reread(self) -> ServerConnectionCreator:
+        """
+        The configuration read again, for a reload; a change only a restart can
+        apply is logged (once, in one line) and otherwise ignored.
+        """
+        new = self.configuration.reread()
+        if self._say_restart_needed:
+            warn_restart_needed(self.configuration, new)
+        return new.creator
 
     def _reloaded(self, settings: TLSSettings | None) -> None:
         if self.metrics is not None:

@@ -19,6 +19,7 @@ process is gone (its standard input closes) drains and exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,9 +37,10 @@ from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
-from ._configuration import ServerConfiguration
+from ._configuration import ServerConfiguration, warn_restart_needed
 from ._echoserver import format_address
 from ._endpoints import plain_server_endpoint
+from ._errors import ConfigurationError
 from ._listening import bind_or_explain, listen_now, metrics_service
 from ._logs import RELAYED_TEXT
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
@@ -345,8 +347,13 @@ class WorkerSupervisor(MultiService):
         self._reactor.callLater(delay, self._spawn, worker.number)
 
     def reload(self) -> None:
-        """Have every worker reload its TLS configuration (SIGHUP)."""
+        """
+        Have every worker reload its TLS configuration (SIGHUP); say here, once,
+        if the new configuration changes what only a restart applies.
+        """
         _log.info("reloading {count} workers", count=len(self.workers))
+        with contextlib.suppress(ConfigurationError):  # each worker says why
+            warn_restart_needed(self.configuration, self.configuration.reread())
         for worker in list(self.workers.values()):
             worker.signal("HUP")
 
