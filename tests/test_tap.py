@@ -458,3 +458,9 @@ def test_bad_service_option_in_config_file(tls_files: TLSFiles, tmp_path: Path) 
     config = _write_config(tmp_path / "tlsecho.toml", 'max-connections = "lots"\n')
     message = _usage_error(*_cert_args(tls_files), "--config", config)
     assert message == f"--config {config}: max-connections: not a whole number: 'lots'"
+
+
+def test_switch_flag_is_true(tls_files: TLSFiles) -> None:
+    """A switch given on the command line (--sni-strict) is on."""
+    options = _parse(*_cert_args(tls_files), "--sni-strict")
+    assert options["configuration"].settings.sni_strict is True

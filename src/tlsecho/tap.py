@@ -96,7 +96,8 @@ class Options(usage.Options):
         Validate every setting; store the result as C{self["configuration"]}.
         """
         values = {
-            option.name: self[option.name]
+            # usage.Options counts a flag given (1) or not (0).
+            option.name: bool(self[option.name]) if option.is_switch else self[option.name]
             for option in _SERVER_OPTIONS
             if option.name in self
         }
