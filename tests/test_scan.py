@@ -39,6 +39,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -53,7 +54,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from _processes import ServerProcess, start_server
+from test_recipes import make_pki
+
+from _docs import doc_block
+from _processes import TWIST_COMMAND, ServerProcess, start_server
 
 pytestmark = [pytest.mark.scanner, pytest.mark.subprocess]
 
@@ -427,6 +431,60 @@ def test_no_known_vulnerability(scan: Scan) -> None:
     assert scan.command("openssl_ccs_injection")["is_vulnerable_to_ccs_injection"] is False
     assert scan.command("tls_fallback_scsv")["supports_fallback_scsv"] is True
     assert scan.command("tls_extended_master_secret")["supports_ems_extension"] is True
+
+
+def test_documented_scan_of_the_recipe_pki(
+    sslyze: Path, servers: list[ServerProcess], tmp_path: Path
+) -> None:
+    """
+    The hand scan of docs/security.md, run as printed (but for the port and the
+    sslyze path) on the certificates of its PKI recipe (examples/pki.sh), finds the
+    server Mozilla "intermediate" compliant: the recipe's CA passes strict validation.
+    """
+    make_pki(tmp_path)
+    text = doc_block("docs/security.md", "tests/test_scan.py").text
+    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip()]
+    venv_line, pip_line, server_line, scan_line = lines
+    assert venv_line == "python3 -m venv ~/.cache/tlsecho-test-sslyze"
+    assert shlex.split(pip_line)[-2:] == ["install", SSLYZE_REQUIREMENT]
+    server_words = shlex.split(server_line)
+    assert server_words[:2] == ["twist", "tlsecho"]
+    assert server_words[-1] == "&"
+    arguments = [
+        str(tmp_path / word) if (tmp_path / word).is_file() else word
+        for word in server_words[2:-1]
+    ]
+    listen = arguments.index("--listen")
+    assert arguments[listen + 1] == "tcp:8443:interface=127.0.0.1"
+    arguments[listen + 1] = "tcp:0:interface=127.0.0.1"
+    server = start_server(servers, *arguments, listen=None, command=TWIST_COMMAND)
+    words = shlex.split(scan_line.replace("8443", str(server.port)))
+    assert words[0] == "~/.cache/tlsecho-test-sslyze/bin/sslyze"
+    out = tmp_path / "scan.json"
+    result = subprocess.run(
+        [str(sslyze), *words[1:], "--json_out", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=SCAN_TIMEOUT,
+        check=False,
+    )
+    report = result.stdout + result.stderr
+    document = json.loads(out.read_text())
+    (server_result,) = document["server_scan_results"]
+    assert server_result["connectivity_status"] == "COMPLETED", report
+    scan = Scan(result.returncode, report, server_result, server.port)
+    scan.assert_compliant("intermediate")
+    deployment = scan.command("certificate_info")["certificate_deployments"][0]
+    # The recipe's CA passes sslyze's strict path validation (the issue's failure).
+    (trust,) = [
+        t
+        for t in deployment["path_validation_results"]
+        if t["trust_store"]["name"] == "Supplied CA file"
+    ]
+    assert trust["trust_store"]["path"] == "server-ca.pem"
+    assert trust["validation_error"] is None, trust
+    assert trust["verified_certificate_chain"], trust
 
 
 # Installing sslyze --------------------------------------------------------------------
