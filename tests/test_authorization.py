@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import os
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from tlsecho import (
 )
 from tlsecho.tap import Options
 
+from _docs import doc_block
 from _loopback import Loopback, loopback
 from _processes import ServerProcess, identity, run_client, run_twistd, start_server
 from conftest import ServerLog, TLSFiles
@@ -328,20 +330,25 @@ def test_spki_pin_forms(tls_files: TLSFiles, alice: ClientCert) -> None:
         assert _echo_as(server, tls_files, alice) == b"hello", pin
 
 
-def test_readme_pin_recipe_authorizes(tls_files: TLSFiles, alice: ClientCert) -> None:
-    """The pin computed with the README's openssl pipeline (x509 -pubkey | pkey -pubin
-    -outform der | dgst -sha256 -binary | base64) authorizes that certificate."""
-
-    def run(arguments: list[str], data: bytes) -> bytes:
-        result = subprocess.run(
-            [OPENSSL, *arguments], input=data, capture_output=True, timeout=20, check=True
-        )
-        return result.stdout
-
-    public = run(["x509", "-in", str(alice.cert), "-pubkey", "-noout"], b"")
-    der = run(["pkey", "-pubin", "-outform", "der"], public)
-    digest = run(["dgst", "-sha256", "-binary"], der)
-    pin = base64.b64encode(digest).decode()
+def test_documented_pin_recipe_authorizes(
+    tls_files: TLSFiles, alice: ClientCert, tmp_path: Path
+) -> None:
+    """The pin computed by the openssl pipeline of docs/security.md (x509 -pubkey | pkey
+    -pubin -outform der | dgst -sha256 -binary | base64), run as printed on the
+    certificate as client.pem, authorizes that certificate."""
+    shutil.copy(alice.cert, tmp_path / "client.pem")
+    script = doc_block("docs/security.md", "tests/test_authorization.py").text
+    assert script.startswith("openssl x509 -in client.pem -pubkey -noout")
+    result = subprocess.run(
+        ["sh", "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+        env={**os.environ, "PATH": f"{Path(OPENSSL).parent}:{os.environ['PATH']}"},
+    )
+    pin = result.stdout.strip()
     assert pin == alice.spki_base64
     assert _echo_as(_server(tls_files, allow_spki=(pin,)), tls_files, alice) == b"hello"
 

@@ -2,7 +2,7 @@
 Tests for L{tlsecho._options}: the option table every surface derives from.
 
 Each row must appear on every surface that takes it (the server's C{--help}, the
-client's C{--help}, C{etc/tlsecho.toml}, the README's option tables), so the
+client's C{--help}, C{etc/tlsecho.toml}, docs/configuration.md's tables), so the
 documentation cannot drift from the code; and one parser per value type gives
 the same typed value for a command-line string and a native TOML value.
 """
@@ -36,7 +36,7 @@ def _ids(options: tuple[Option, ...]) -> list[str]:
 
 
 def _section(text: str, heading: str) -> str:
-    """The text of the README section C{heading}, up to the next one."""
+    """The text of the Markdown section C{heading} (C{## heading}), up to the next one."""
     start = text.index(f"\n## {heading}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else None]
@@ -72,18 +72,77 @@ def test_example_toml_shows_every_server_key(option: Option) -> None:
     assert key in text
 
 
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _flag(option: Option) -> str:
+    return (
+        f"`{option.flag}`" if option.is_switch else f"`{option.flag} {option.type.metavar}`"
+    )
+
+
+def server_row(option: Option) -> str:
+    """The row of docs/configuration.md's server table for C{option}."""
+    if option.name == "sni":
+        key = "`[[sni]]` tables: `name`, `cert`, `key`"
+    else:
+        key = f"`{option.name}`" + (" (array)" if option.repeatable else "")
+    meaning = _cell(option.help) + (" Repeatable." if option.repeatable else "")
+    applied = "restart" if option.restart_only else "reload"
+    return f"| {_flag(option)} | {key} | {meaning} | {applied} |"
+
+
+def client_row(option: Option) -> str:
+    """The row of docs/configuration.md's client table for C{option}."""
+    meaning = _cell(option.help_for(Side.CLIENT))
+    return (
+        f"| {_flag(option)} | {meaning}"
+        + (" (repeatable)" if option.repeatable else "")
+        + " |"
+    )
+
+
+def reference_table(side: Side) -> str:
+    """docs/configuration.md's option table for C{side}, made from the option table."""
+    if side is Side.SERVER:
+        head = (
+            "| flag | TOML key | meaning [default] | a change needs |\n|---|---|---|---|\n"
+        )
+        return head + "".join(server_row(o) + "\n" for o in SERVER)
+    head = "| flag | meaning [default] |\n|---|---|\n"
+    return head + "".join(client_row(o) + "\n" for o in CLIENT)
+
+
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+
+
 @pytest.mark.parametrize("option", SERVER, ids=_ids(SERVER))
-def test_readme_server_table_lists_every_server_option(option: Option) -> None:
-    """The README's server option table has a row for each server option."""
-    section = _section((ROOT / "README.md").read_text(), "Server")
-    assert f"`{option.flag}" in section
+def test_reference_has_each_server_row(option: Option) -> None:
+    """docs/configuration.md's server section has the row of each server option."""
+    section = _section(CONFIGURATION.read_text(), "Server options")
+    assert f"\n{server_row(option)}\n" in section
 
 
 @pytest.mark.parametrize("option", CLIENT, ids=_ids(CLIENT))
-def test_readme_client_table_lists_every_client_option(option: Option) -> None:
-    """The README's client option table has a row for each client option."""
-    section = _section((ROOT / "README.md").read_text(), "Client")
-    assert option.flag in section
+def test_reference_has_each_client_row(option: Option) -> None:
+    """docs/configuration.md's client section has the row of each client option."""
+    section = _section(CONFIGURATION.read_text(), "Client options")
+    assert f"\n{client_row(option)}\n" in section
+
+
+@pytest.mark.parametrize("side", [Side.SERVER, Side.CLIENT], ids=["server", "client"])
+def test_reference_tables_are_the_option_table(side: Side) -> None:
+    """
+    Each reference table is exactly the one made from the option table: no row
+    missing, added, reordered or reworded.  To update the docs, paste:
+    C{python -c 'import sys; sys.path[:0] = ["tests", "src"]; import test_options as t;
+    from tlsecho._options import Side; print(t.reference_table(Side.SERVER))'}.
+    """
+    heading = "Server options" if side is Side.SERVER else "Client options"
+    section = _section(CONFIGURATION.read_text(), heading)
+    expected = reference_table(side)
+    assert expected in section, f"docs/configuration.md, {heading}:\n{expected}"
 
 
 def test_client_parser_has_no_server_only_option() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -112,3 +113,15 @@ def test_fresh_virtualenv_lists_the_plugin(wheel: Path, tmp_path: Path) -> None:
         env=CLEAN_ENV,
     )
     assert "HOST:PORT" in client.stdout
+    version = subprocess.run(
+        [str(environment / "bin" / "tlsecho"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=CLEAN_ENV,
+        cwd=tmp_path,
+    )
+    # From the installed package's metadata: no checkout is in sight.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert version.stdout.startswith(f"tlsecho {project['version']} (Twisted "), version

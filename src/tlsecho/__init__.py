@@ -29,6 +29,10 @@ from ._errors import (
 from ._policy import Profile
 from ._server import EchoService
 from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
+from ._version import package_version as _package_version
+
+#: This tlsecho's version, from the package metadata (C{0+unknown} if none says).
+__version__ = _package_version()
 
 __all__ = [
     "DEFAULT_CIPHERS",

@@ -24,6 +24,7 @@ from twisted.python import usage
 from ._configuration import ServerConfiguration
 from ._identity import CertificateNames, spki_sha256
 from ._policy import version_name
+from ._version import describe, versions
 
 __all__ = ["main", "report"]
 
@@ -81,6 +82,7 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
             )
         )
     return {
+        "versions": versions(),
         "listen": list(configuration.listen),
         "development_certificate": configuration.development is not None,
         "served": served,
@@ -102,6 +104,7 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
 
 def _print_text(data: dict[str, Any], out: IO[str]) -> None:
     write = out.write
+    write(describe(data["versions"]) + "\n")
     write(f"listen: {', '.join(data['listen'])}\n")
     for served in data["served"]:
         write(f"{served['option']} {served['file']}\n")

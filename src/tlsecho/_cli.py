@@ -13,7 +13,8 @@ from collections.abc import Sequence
 USAGE = """\
 usage: tlsecho client [OPTIONS] HOST:PORT   check a TLS echo server (see --help)
        tlsecho check [--json] [OPTIONS]     check a server configuration, listen on nothing
-       twistd -n tlsecho [OPTIONS]          run the server (twistd -n tlsecho --help)
+       tlsecho --version                    versions of tlsecho, Twisted, pyOpenSSL, OpenSSL
+       twist tlsecho [OPTIONS]              run the server (twist tlsecho --help)
 """
 
 
@@ -30,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         from ._check import main as check_main
 
         check_main(args[1:])
+    if args and args[0] in {"--version", "-V", "version"}:
+        from ._version import describe
+
+        sys.stdout.write(describe() + "\n")
+        raise SystemExit(0)
     if args and args[0] in {"-h", "--help", "help"}:
         sys.stdout.write(USAGE)
         raise SystemExit(0)

@@ -27,6 +27,7 @@ from ._listening import AnnouncingEndpoint, bind_or_explain, metrics_service
 from ._metrics import ServerMetrics
 from ._reload import FileWatch, ReloadingCreator
 from ._settings import TLSSettings
+from ._version import describe
 
 __all__ = ["EchoService"]
 
@@ -89,6 +90,8 @@ class EchoService(MultiService):
                     self
                 )
         self._say_restart_needed = inherited is None  # a worker's main process says it
+        self._worker = inherited is not None
+        self._announced = False
         self.creator = creator = ReloadingCreator(
             configuration.creator, self._reread, self._reloaded
         )
@@ -131,6 +134,22 @@ class EchoService(MultiService):
         @raise ConfigurationError: naming the C{--listen} description, if a
             port cannot be bound.
         """
+        self._announce()
+        for child in self:
+            bind_or_explain(child, child.privilegedStartService)
+
+    def _announce(self) -> None:
+        """
+        Once, before listening (twistd calls L{privilegedStartService}, twist
+        only L{startService}): the versions (not in a worker: its main process
+        says them), the configuration's warnings, and the development
+        certificate if it is served.
+        """
+        if self._announced:
+            return
+        self._announced = True
+        if not self._worker:
+            _log.info("starting {versions}", versions=describe())
         for warning in self.configuration.settings.warnings():
             _log.warn("{warning}", warning=warning)
         development = self.configuration.development
@@ -143,8 +162,6 @@ class EchoService(MultiService):
                 key=str(development.private_key),
                 ca=str(development.ca),
             )
-        for child in self:
-            bind_or_explain(child, child.privilegedStartService)
 
     def startService(self) -> None:
         """
@@ -152,6 +169,7 @@ class EchoService(MultiService):
 
         @raise ConfigurationError: as L{privilegedStartService}.
         """
+        self._announce()
         Service.startService(self)
         for child in self:
             bind_or_explain(child, child.startService)

@@ -45,6 +45,7 @@ from ._listening import bind_or_explain, listen_now, metrics_service
 from ._logs import RELAYED_TEXT
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
 from ._proxy import split_proxy
+from ._version import describe
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -258,6 +259,11 @@ class WorkerSupervisor(MultiService):
     def _bind_listeners(self) -> None:
         if self._ports:
             return  # bound already (twistd binds early; twist does not)
+        _log.info(
+            "starting {versions} with {count} workers",
+            versions=describe(),
+            count=self._count,
+        )
         for description in self.configuration.listen:
             below, _ = split_proxy(description)
             endpoint = plain_server_endpoint(self._reactor, below)

@@ -1,0 +1,156 @@
+"""
+dev.py reinstalls tlsecho into its virtual environment only when the source changed:
+a stamp in the environment holds the hash of the files the package is built from and
+the extras installed, so a second C{python3 dev.py serve} starts at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_dev(venv: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setenv("TLSECHO_VENV", str(venv))
+    spec = importlib.util.spec_from_file_location("tlsecho_dev_under_test", ROOT / "dev.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Dev:
+    """dev.py on a scratch copy of the tree, with pip replaced by a recorder."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root = tmp_path / "checkout"
+        self.root.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (ROOT / name).exists():
+                shutil.copy(ROOT / name, self.root / name)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "dropin.cache")
+        for name in ("src", "twisted"):
+            shutil.copytree(ROOT / name, self.root / name, ignore=ignore)
+        venv = tmp_path / "venv"
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").touch()  # an existing environment: no venv made
+        self.module = _load_dev(venv, monkeypatch)
+        self.module.ROOT = self.root
+        self.commands: list[list[str]] = []
+        self.fail = False
+
+        def run(*command: object, **kwargs: object) -> None:
+            self.commands.append([str(c) for c in command])
+            if self.fail:
+                raise SystemExit(1)
+
+        self.module._run = run
+
+    def setup(self, extras: str) -> list[list[str]]:
+        """The commands C{setup(extras)} ran."""
+        self.commands = []
+        self.module.setup(extras)
+        return self.commands
+
+
+@pytest.fixture
+def dev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dev:
+    return Dev(tmp_path, monkeypatch)
+
+
+def _installs(commands: list[list[str]]) -> list[str]:
+    return [c[c.index("install") + 1 :][-1] for c in commands if "install" in c]
+
+
+def test_first_setup_installs_and_stamps(dev: Dev) -> None:
+    """Without a stamp the package is (re)installed, then the stamp is written."""
+    commands = dev.setup("test")
+    assert _installs(commands) == [str(dev.root), f"{dev.root}[test]"]
+    assert not any("--upgrade" in c for c in commands)  # pip only for a new venv
+    assert dev.module.STAMP.exists()
+
+
+def test_second_setup_installs_nothing(dev: Dev) -> None:
+    """The same source and extras again: nothing is run."""
+    dev.setup("test")
+    assert dev.setup("test") == []
+
+
+def test_fewer_extras_install_nothing(dev: Dev) -> None:
+    """After 'test,lint', 'test' (dev.py serve after dev.py test) installs nothing."""
+    dev.setup("test,lint")
+    assert dev.setup("test") == []
+    assert dev.setup("lint") == []
+
+
+def test_more_extras_install(dev: Dev) -> None:
+    """Extras not installed yet are installed, and those before are kept in the stamp."""
+    dev.setup("test")
+    assert _installs(dev.setup("test,lint"))[-1] == f"{dev.root}[test,lint]"
+    assert dev.setup("test") == []
+    assert dev.setup("test,lint") == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "src/tlsecho/_cli.py",
+        "twisted/plugins/tlsecho_plugin.py",
+        "pyproject.toml",
+        "src/tlsecho/new_module.py",
+    ],
+)
+def test_a_source_change_reinstalls(dev: Dev, change: str) -> None:
+    """Editing or adding a file the package is built from reinstalls it."""
+    dev.setup("test")
+    path = dev.root / change
+    path.write_text((path.read_text() if path.exists() else "") + "\n# changed\n")
+    assert _installs(dev.setup("test")) == [str(dev.root), f"{dev.root}[test]"]
+    assert dev.setup("test") == []
+
+
+def test_removing_a_source_file_reinstalls(dev: Dev) -> None:
+    """A file removed from the tree changes the hash too."""
+    dev.setup("test")
+    (dev.root / "src" / "tlsecho" / "py.typed").unlink()
+    assert _installs(dev.setup("test")) != []
+
+
+def test_bytecode_and_caches_do_not_reinstall(dev: Dev) -> None:
+    """__pycache__, .pyc, Twisted's dropin.cache and egg-info are not source."""
+    dev.setup("test")
+    cache = dev.root / "src" / "tlsecho" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "x.cpython-311.pyc").write_bytes(b"\0")
+    (dev.root / "twisted" / "plugins" / "dropin.cache").write_bytes(b"\0")
+    (dev.root / "src" / "tlsecho.egg-info").mkdir()
+    (dev.root / "src" / "tlsecho.egg-info" / "PKG-INFO").write_text("x")
+    assert dev.setup("test") == []
+
+
+def test_failed_install_leaves_no_stamp(dev: Dev) -> None:
+    """An install that fails is retried next time."""
+    dev.setup("test")
+    (dev.root / "src" / "tlsecho" / "_cli.py").write_text("# broken\n")
+    dev.fail = True
+    with pytest.raises(SystemExit):
+        dev.setup("test")
+    assert not dev.module.STAMP.exists()
+    dev.fail = False
+    assert _installs(dev.setup("test")) != []
+
+
+def test_the_real_tree_hash_is_stable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hashing the checkout twice gives the same hash (no time or order in it)."""
+    module = _load_dev(tmp_path / "venv", monkeypatch)
+    assert module.source_hash() == module.source_hash()
+    assert len(module.source_hash()) == 64
