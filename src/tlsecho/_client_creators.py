@@ -39,10 +39,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ._contexts import TrustRoot, finish, options_for
-from ._diagnosis import record_refusal, record_verify_error, register_trust
 from ._errors import ConfigurationError, PeerRejected
 from ._hostcheck import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, expect_peer_name
 from ._identity import CertificateNames, describe_identity, spki_sha256
+from ._refusals import record_refusal, record_verify_error, register_trust
 from ._revocation import check_ocsp_staple
 from ._settings import TLSSettings, VerifyMode
 
@@ -143,7 +143,8 @@ class _NameCheck:
     C{service_identity} name check and the key usage check.  It says yes only
     when every check positively succeeded, and remembers which leaf it
     approved for L{_HandshakeCheck}.  Whatever goes wrong is a refusal, with
-    its words recorded for L{tlsecho._diagnosis.describe_failure}.
+    its words recorded for L{tlsecho._diagnosis.describe_failure}
+    (L{tlsecho._refusals}).
     """
 
     def __init__(self, reference: ReferenceName):

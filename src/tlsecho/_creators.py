@@ -24,10 +24,10 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._contexts import add_crls, finish, options_for
-from ._diagnosis import record_refusal, record_verify_error
 from ._errors import ConfigurationError
 from ._identity import CertificateNames, describe_identity
 from ._pem import TLSPrivateKey
+from ._refusals import record_refusal, record_verify_error
 from ._settings import TLSSettings, VerifyMode
 from ._text import printable
 from ._tickets import (
