@@ -111,7 +111,7 @@ class NameCheck:
                     or self._mismatch(leaf, "OpenSSL's host check refused it"),
                 )
             else:
-                record_verify_error(connection, error, depth)
+                record_verify_error(connection, error, depth, certificate)
             return False
         if depth != 0:
             return True
