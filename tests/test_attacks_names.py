@@ -18,6 +18,7 @@ from cryptography import x509
 from twisted.python.failure import Failure
 
 import tlsecho._client_creators as client_creators
+import tlsecho._server_checks as server_checks
 from tlsecho import (
     HandshakeFailed,
     TLSSettings,
@@ -164,7 +165,7 @@ def test_a_failing_name_check_is_a_refusal(
     def broken(*arguments: object, **keywords: object) -> None:
         raise RuntimeError("the name check broke")
 
-    monkeypatch.setattr(client_creators, "verify_service_identity", broken)
+    monkeypatch.setattr(server_checks, "verify_service_identity", broken)
     client = client_creator(TLSSettings(ca=(tls_files.ca,)), "localhost")
     server = server_creator(
         TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key)
@@ -185,7 +186,7 @@ def test_openssl_host_check_is_a_second_gate(
 ) -> None:
     """Were service-identity to accept any certificate, OpenSSL's own host check
     still refuses a certificate for another name."""
-    monkeypatch.setattr(client_creators, "verify_service_identity", lambda *a: None)
+    monkeypatch.setattr(server_checks, "verify_service_identity", lambda *a: None)
     leaf = root.issue(subject_alt_names(dns(b"other.example")))
     reason = _refusal(_echo(leaf, root, tmp_path, "payments.example"))
     assert reason.startswith(
@@ -214,7 +215,7 @@ def test_a_verify_callback_that_approves_nothing_is_not_enough(
     """The handshake is accepted only when the name check positively approved the
     very certificate the server sent: a verify step that says yes without
     checking fails the connection when the handshake completes."""
-    monkeypatch.setattr(client_creators._NameCheck, "__call__", lambda self, *a: True)
+    monkeypatch.setattr(server_checks.NameCheck, "__call__", lambda self, *a: True)
     client = client_creator(TLSSettings(ca=(tls_files.ca,)), "localhost")
     server = server_creator(
         TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key)

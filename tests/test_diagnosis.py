@@ -1,8 +1,10 @@
 """
-Tests for tlsecho._diagnosis: hand-made failures turned into one line of words.
+Tests for tlsecho._diagnosis (and the refusals it reads, tlsecho._refusals):
+hand-made failures turned into one line of words.
 
 The failures of real handshakes are tested in test_creators; here each branch of
-L{describe_failure} and L{verify_error_text} is fed a failure made by hand.
+L{describe_failure} and L{verify_error_text} is fed a failure made by hand.  The
+words alone are tested in test_tlswords.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from service_identity.hazmat import DNS_ID, IPAddress_ID
 from twisted.internet import error
 from twisted.python.failure import Failure
 
+from tlsecho import _tlswords
 from tlsecho._diagnosis import (
     certificate_names,
     connection_summary,
     describe_failure,
     is_tls_failure,
-    record_verify_error,
-    verify_error_text,
 )
+from tlsecho._refusals import record_verify_error, verify_error_text
 
 Codes = SSL.X509VerificationCodes
 
@@ -316,3 +318,16 @@ def test_verify_error_text_from_pyopenssl_name() -> None:
 def test_verify_error_text_unknown_code() -> None:
     """A code nobody knows is given by number."""
     assert verify_error_text(99999) == "verify error 99999"
+
+
+def test_worded_verify_errors_are_openssl_names() -> None:
+    """Every verify error with words of its own is one pyOpenSSL knows by that name."""
+    named = set(_tlswords._VERIFY_ERRORS) | set(_tlswords._CRL_ERRORS)
+    assert {name for name in named if not hasattr(Codes, "ERR_" + name)} == set()
+
+
+def test_crl_verify_error_names_the_issuer() -> None:
+    """A CRL verify error names the issuer of the certificate being checked."""
+    assert verify_error_text(Codes.ERR_UNABLE_TO_GET_CRL) == (
+        "no CRL for the certificate's issuer (--crl)"
+    )

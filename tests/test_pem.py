@@ -44,20 +44,6 @@ def _encrypt(key: Path, passphrase: bytes, directory: Path, pkcs8: bool = True) 
     return encrypted
 
 
-def test_read_file_returns_contents(tmp_path: Path) -> None:
-    """read_file returns the whole file as bytes."""
-    path = _write(tmp_path, "f", b"\x00contents\n")
-    assert _pem.read_file(path, "--ca") == b"\x00contents\n"
-
-
-def test_read_file_through_a_regular_file(tls_files: TLSFiles) -> None:
-    """A path that goes through a regular file is refused with the system's words."""
-    path = tls_files.server_cert / "child.pem"
-    with pytest.raises(ConfigurationError) as info:
-        _pem.read_file(path, "--ca")
-    assert str(info.value) == f"--ca {path}: cannot read: Not a directory"
-
-
 def test_describe_names_subject(tls_files: TLSFiles) -> None:
     """describe names a certificate by its RFC 4514 subject."""
     (certificate,) = _pem.load_ca_certificates(tls_files.ca, "--ca")

@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 
 from ._errors import ConfigurationError
+from ._files import read_file
 from ._options import Option, Side, option_named, options_for
-from ._pem import read_file
 
 __all__ = ["load_config"]
 

@@ -26,7 +26,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ._errors import ConfigurationError
-from ._pem import TLSPrivateKey, check_keylog_file
+from ._files import check_keylog_file
+from ._pem import TLSPrivateKey
 from ._policy import INTERMEDIATE_CIPHERS, apply_policy
 from ._settings import TLSSettings
 

@@ -1,7 +1,8 @@
 """
 Build the server's Twisted TLS connection creator from L{TLSSettings}: the seam
 between the settings and every server endpoint.  L{tlsecho._client_creators}
-makes the client's; L{tlsecho._contexts} holds what both share.
+makes the client's; L{tlsecho._contexts} holds what both share; L{tlsecho._sni}
+picks the certificate for the name a client asks for.
 
 Each pyOpenSSL context is built on Twisted's L{CertificateOptions} and finished
 (policy, callbacks, CRLs, session tickets) once per settings value, never per
@@ -24,12 +25,12 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._contexts import add_crls, finish, options_for
-from ._diagnosis import record_refusal, record_verify_error
 from ._errors import ConfigurationError
-from ._identity import CertificateNames, describe_identity
+from ._identity import describe_identity
 from ._pem import TLSPrivateKey
+from ._refusals import record_refusal, record_verify_error
 from ._settings import TLSSettings, VerifyMode
-from ._text import printable
+from ._sni import UnrecognizedName, select_context, warn_if_default_serves_no_name
 from ._tickets import (
     bind_sessions_to_server_name,
     install_ticket_keys,
@@ -48,14 +49,6 @@ class NoApplicationProtocol(SSL.Error):
     Raised from the ALPN callback, it makes OpenSSL send the
     no_application_protocol alert; being an L{SSL.Error}, Twisted then reports
     it like any other handshake failure.
-    """
-
-
-class UnrecognizedName(Exception):
-    """
-    Strict SNI: the client asked for a name we have no certificate for.
-
-    Raised from the SNI callback, it makes OpenSSL send unrecognized_name.
     """
 
 
@@ -118,7 +111,7 @@ class ServerConnectionCreator:
             self._default.getContext().set_tlsext_servername_callback(self._select)
             if settings.sni_strict:
                 _quiet_excepthook_for(UnrecognizedName)
-                _warn_if_default_serves_no_name(settings.chain[0])
+                warn_if_default_serves_no_name(settings.chain[0])
 
     def _policy_context(self) -> bytes:
         """
@@ -226,22 +219,11 @@ class ServerConnectionCreator:
 
     def _select(self, connection: SSL.Connection) -> None:
         """
-        The SNI callback: switch to the context of the certificate for the
-        requested name; under --sni-strict refuse names we do not serve.
+        The SNI callback: the context for the requested name (L{select_context}).
         """
-        raw = connection.get_servername()
-        if raw is None:
-            return  # no SNI (an IP address): the default certificate
-        name = raw.decode("ascii", "replace")
-        for entry, context in self._by_name:
-            if entry.matches(name):
-                connection.set_context(context)
-                return
-        if self.settings.sni_strict and not _serves(self.settings.chain[0], name):
-            record_refusal(
-                connection, f"unrecognized name '{printable(raw)}' (--sni-strict)"
-            )
-            raise UnrecognizedName(name)
+        select_context(
+            connection, self._by_name, self.settings.chain[0], self.settings.sni_strict
+        )
 
     def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         """
@@ -274,47 +256,6 @@ def _reject_as_bad_certificate(context: SSL.Context) -> None:
 
     context._tlsecho_verify_callback = verify  # type: ignore[attr-defined]  # keep it alive
     lib.SSL_CTX_set_verify(context._context, context.get_verify_mode(), verify)
-
-
-def _serves(certificate: x509.Certificate, name: str) -> bool:
-    """
-    Whether C{certificate} is valid for the host C{name}.
-    """
-    from service_identity.cryptography import verify_certificate_hostname
-    from service_identity.exceptions import VerificationError
-
-    try:
-        verify_certificate_hostname(certificate, name)
-    except VerificationError:
-        return False
-    except Exception:
-        # A certificate without usable names (no SAN: CertificateError), or a
-        # name service-identity cannot use: serves nothing, fail closed.  This
-        # runs for every handshake; the certificate was described once at
-        # start (_warn_if_default_serves_no_name).
-        return False
-    return True
-
-
-def _warn_if_default_serves_no_name(certificate: x509.Certificate) -> None:
-    """
-    Under --sni-strict, say once (at start or reload) that the default
-    certificate is valid for no SNI name, rather than fail on every handshake.
-    """
-    names = CertificateNames.of(certificate)
-    if names.unreadable:
-        why = f"its {' and '.join(names.unreadable)} cannot be read"
-    elif not names.dns_names and not names.ip_addresses:
-        why = "it has no subjectAltName (no DNS name or IP address)"
-    else:
-        return
-    _log.warn(
-        "--sni-strict: the default certificate (--cert, {subject}) is valid for no "
-        "name, as {why}: every client sending an SNI name that no --sni "
-        "certificate serves is refused",
-        subject=describe_identity(certificate, with_pin=False),
-        why=why,
-    )
 
 
 _quieted: set[type[BaseException]] = set()

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ._pem import check_not_writable, check_private_file
+from ._files import check_not_writable, check_private_file
 
 __all__ = [
     "DevelopmentCertificate",

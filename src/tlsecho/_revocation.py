@@ -24,7 +24,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ._errors import ConfigurationError
-from ._pem import read_file
+from ._files import read_file
 
 __all__ = [
     "check_ocsp_staple",

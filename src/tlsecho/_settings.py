@@ -23,7 +23,7 @@ from pathlib import Path
 from cryptography import x509
 from twisted.internet.ssl import TLSVersion
 
-from . import _pem
+from . import _files, _pem
 from ._errors import ConfigurationError
 from ._identity import AllowList, parse_pin
 from ._policy import (
@@ -311,7 +311,7 @@ class TLSSettings:
         if self.ticket_key_file is not None:
             self._set("ticket_keys", load_ticket_keys(self.ticket_key_file))
         if self.keylog_file is not None:
-            _pem.check_keylog_file(self.keylog_file, "--keylog-file")
+            _files.check_keylog_file(self.keylog_file, "--keylog-file")
         for value in self.alpn:
             if not value or len(value.encode()) > 255:
                 raise ConfigurationError(

@@ -39,7 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
-from . import _pem
+from . import _files
 from ._errors import ConfigurationError
 
 __all__ = [
@@ -72,8 +72,8 @@ def load_ticket_keys(path: Path) -> bytes:
         DER) instead of keys, not 80 bytes, or no way to set ticket keys in
         this build.
     """
-    keys = _pem.read_file(path, _OPTION)
-    _pem.check_private_file(path, _OPTION, "ticket key")
+    keys = _files.read_file(path, _OPTION)
+    _files.check_private_file(path, _OPTION, "ticket key")
     kind = _encoded_kind(keys)
     if kind is not None:
         # Never advise "openssl rand 80 > path" here: it would destroy the key.

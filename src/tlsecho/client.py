@@ -20,7 +20,7 @@ from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
-from ._client_creators import client_creator, reference_name
+from ._client_creators import client_creator
 from ._devcert import check_development_files, development_ca_path, is_loopback_host
 from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo
@@ -28,6 +28,7 @@ from ._endpoints import client_endpoint, parse_address
 from ._errors import ConfigurationError, EchoError
 from ._options import Side, options_for
 from ._pem import load_ca_certificates
+from ._reference_name import reference_name
 from ._settings import TLSSettings, VerifyMode
 
 __all__ = ["main"]
