@@ -10,8 +10,8 @@ raises (an unreadable subjectAltName, no subjectAltName at all) and then
 returns the chain's verdict: fail-open.  Here the verdict is fail-closed: a
 server certificate is accepted only when the name check positively succeeded
 for it, twice and independently -- OpenSSL's own host check during chain
-verification (L{tlsecho._hostcheck}) and C{service_identity} (which gives the
-words) -- and the handshake is failed when it completes unless that very
+verification (L{tlsecho._openssl_internals}) and C{service_identity} (which gives
+the words) -- and the handshake is failed when it completes unless that very
 certificate was approved.  The reference name is normalised once
 (L{reference_name}) and used for SNI and for both checks.
 """
@@ -41,8 +41,8 @@ from zope.interface import implementer
 from ._contexts import TrustRoot, finish, options_for
 from ._diagnosis import record_refusal, record_verify_error, register_trust
 from ._errors import ConfigurationError, PeerRejected
-from ._hostcheck import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, expect_peer_name
 from ._identity import CertificateNames, describe_identity, spki_sha256
+from ._openssl_internals import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, expect_peer_name
 from ._revocation import check_ocsp_staple
 from ._settings import TLSSettings, VerifyMode
 
