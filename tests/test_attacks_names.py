@@ -229,21 +229,6 @@ def test_a_verify_callback_that_approves_nothing_is_not_enough(
     assert server_log.only()["bytes_in"] == 0
 
 
-def test_openssl_host_check_binding_is_there() -> None:
-    """The below-API calls for OpenSSL's host check exist in this pyOpenSSL /
-    cryptography, and setting a name and an address works."""
-    from OpenSSL import SSL
-
-    from tlsecho import _hostcheck as hostcheck
-
-    for name in hostcheck.REQUIRED_SYMBOLS:
-        assert hasattr(hostcheck.lib, name), name
-
-    connection = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
-    hostcheck.expect_peer_name(connection, "localhost")
-    hostcheck.expect_peer_name(connection, ipaddress.ip_address("::1"))
-
-
 # Item 1, from outside: tlsecho client against twistd tlsecho -----------------------
 
 

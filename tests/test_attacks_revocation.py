@@ -531,12 +531,13 @@ def test_no_resumption_where_the_name_cannot_be_bound(
 ) -> None:
     """Where SSL_set_session_id_context is out of reach, sessions are not resumed at
     all (fail closed): no tickets, no session cache."""
-    from tlsecho import _tickets, server_creator
+    from tlsecho import server_creator
+    from tlsecho._openssl_internals import Unavailable, _symbols
 
     def unavailable(name: str, signature: str) -> None:
-        raise _tickets._Unavailable("example.so does not list it (stripped?)")
+        raise Unavailable("example.so does not list it (stripped?)")
 
-    monkeypatch.setattr(_tickets, "_openssl_function", unavailable)
+    monkeypatch.setattr(_symbols, "openssl_function", unavailable)
     creator = server_creator(
         TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key)
     )

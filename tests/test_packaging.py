@@ -45,11 +45,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_wheel_contains_the_plugin_and_types(wheel: Path) -> None:
-    """The wheel ships the plugin module and py.typed."""
+    """The wheel ships the plugin module, py.typed and the subpackages."""
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "twisted/plugins/tlsecho_plugin.py" in names
     assert "tlsecho/py.typed" in names
     assert "tlsecho/tap.py" in names
+    assert "tlsecho/_openssl_internals/__init__.py" in names
 
 
 def test_wheel_has_no_twisted_package_markers(wheel: Path) -> None:

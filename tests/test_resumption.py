@@ -149,11 +149,12 @@ def test_unavailable_build_is_a_clear_error(
 ) -> None:
     """Where ticket keys cannot be set (a stripped build), the option says why."""
     from tlsecho import _tickets
+    from tlsecho._openssl_internals import Unavailable, _symbols
 
-    def unavailable() -> None:
-        raise _tickets._Unavailable("example.so does not list SSL_CTX_ctrl (stripped?)")
+    def unavailable(name: str, signature: str) -> None:
+        raise Unavailable(f"example.so does not list {name} (stripped?)")
 
-    monkeypatch.setattr(_tickets, "_ticket_key_control", unavailable)
+    monkeypatch.setattr(_symbols, "openssl_function", unavailable)
     path = _key_file(tmp_path)
     with pytest.raises(ConfigurationError) as raised:
         _tickets.load_ticket_keys(path)

@@ -6,7 +6,8 @@ OCSP staple request and check).
 The context comes from Twisted's L{CertificateOptions} like the server's (see
 L{tlsecho._creators}).  The server's name is checked by tlsecho's own verify
 callback, not by Twisted's C{ClientTLSOptions}, and fails closed
-(L{tlsecho._server_checks}); the reference name is normalised once
+(L{tlsecho._server_checks}), with OpenSSL's own host check as a second gate
+(L{tlsecho._openssl_internals}); the reference name is normalised once
 (L{tlsecho._reference_name}) and used for SNI and for both name checks.
 """
 
@@ -23,7 +24,7 @@ from zope.interface import implementer
 
 from ._contexts import TrustRoot, finish, options_for
 from ._errors import ConfigurationError
-from ._hostcheck import expect_peer_name
+from ._openssl_internals import expect_peer_name
 from ._reference_name import ReferenceName, reference_name
 from ._refusals import register_trust
 from ._server_checks import HandshakeCheck, NameCheck, check_staple

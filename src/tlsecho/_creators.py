@@ -27,6 +27,7 @@ from zope.interface import implementer
 from ._contexts import add_crls, finish, options_for
 from ._errors import ConfigurationError
 from ._identity import describe_identity
+from ._openssl_internals import quiet_excepthook_for, reject_verified_as_bad_certificate
 from ._pem import TLSPrivateKey
 from ._refusals import record_refusal, record_verify_error
 from ._settings import TLSSettings, VerifyMode
@@ -110,7 +111,7 @@ class ServerConnectionCreator:
         if self._by_name or settings.sni_strict:
             self._default.getContext().set_tlsext_servername_callback(self._select)
             if settings.sni_strict:
-                _quiet_excepthook_for(UnrecognizedName)
+                quiet_excepthook_for(UnrecognizedName)
                 warn_if_default_serves_no_name(settings.chain[0])
 
     def _policy_context(self) -> bytes:
@@ -154,7 +155,7 @@ class ServerConnectionCreator:
             install_ticket_keys(context, settings.ticket_keys)
         context.set_verify(context.get_verify_mode(), self._verify)
         if settings.allowed:
-            _reject_as_bad_certificate(context)
+            reject_verified_as_bad_certificate(context)
         if verifying:
             # Tell clients which CAs we accept, as 'openssl s_client' shows.
             for certificate in settings.trusted:
@@ -230,56 +231,6 @@ class ServerConnectionCreator:
         A new OpenSSL connection for an accepted client.
         """
         return self._default.serverConnectionForTLS(tlsProtocol)
-
-
-def _reject_as_bad_certificate(context: SSL.Context) -> None:
-    """
-    Make a refusal by our verify callback send the bad_certificate alert.
-
-    When the callback refuses a certificate OpenSSL itself found valid (an
-    --allow-* rule did not match), OpenSSL's verify error is still "ok", which
-    it reports with the internal_error alert: wrong, and misleading for the
-    client.  pyOpenSSL does not let a callback set the error, so we wrap its
-    C callback and set X509_V_ERR_CERT_REJECTED ("certificate rejected", sent
-    as bad_certificate) through the same OpenSSL binding pyOpenSSL uses.
-    """
-    from OpenSSL._util import ffi, lib
-
-    inner: Any = context._verify_callback  # pyOpenSSL's C-level wrapper of ours
-
-    @ffi.callback("int (*)(int, X509_STORE_CTX *)")  # type: ignore[untyped-decorator]
-    def verify(ok: int, store: Any) -> int:
-        result: int = inner(ok, store)
-        if ok and not result:
-            lib.X509_STORE_CTX_set_error(store, lib.X509_V_ERR_CERT_REJECTED)
-        return result
-
-    context._tlsecho_verify_callback = verify  # type: ignore[attr-defined]  # keep it alive
-    lib.SSL_CTX_set_verify(context._context, context.get_verify_mode(), verify)
-
-
-_quieted: set[type[BaseException]] = set()
-
-
-def _quiet_excepthook_for(kind: type[BaseException]) -> None:
-    """
-    pyOpenSSL reports an exception from the SNI callback through
-    C{sys.excepthook} (a traceback on standard error) before OpenSSL sends the
-    alert; for our deliberate refusal, that is noise.  Install, once, a hook that
-    stays silent for C{kind} and passes everything else on.
-    """
-    import sys
-
-    if kind in _quieted:
-        return
-    _quieted.add(kind)
-    previous = sys.excepthook
-
-    def hook(exc_type: type[BaseException], value: BaseException, tb: Any) -> None:
-        if not issubclass(exc_type, tuple(_quieted)):
-            previous(exc_type, value, tb)
-
-    sys.excepthook = hook
 
 
 def server_creator(settings: TLSSettings) -> ServerConnectionCreator:

@@ -18,6 +18,7 @@ from OpenSSL import SSL
 from twisted.internet.ssl import TLSVersion
 
 from ._errors import ConfigurationError
+from ._openssl_internals import set_groups
 
 __all__ = ["Profile", "TLSPolicy", "apply_policy", "resolve_policy"]
 
@@ -173,20 +174,7 @@ def apply_policy(context: SSL.Context, policy: TLSPolicy) -> None:
         | SSL.OP_NO_RENEGOTIATION
     )
     context.set_tls13_ciphersuites(policy.tls13_suites.encode("ascii"))
-    _set_groups(context, policy.groups)
-
-
-def _set_groups(context: SSL.Context, groups: str) -> None:
-    """
-    Limit key exchange to C{groups}.
-
-    pyOpenSSL has no public call for this (only C{set_tmp_ecdh}, which allows a
-    single curve); its cffi binding of C{SSL_CTX_set1_curves_list} is the
-    supported OpenSSL function, reached through pyOpenSSL's own handle.
-    """
-    from OpenSSL._util import lib
-
-    if lib.SSL_CTX_set1_curves_list(context._context, groups.encode("ascii")) != 1:
+    if not set_groups(context, policy.groups):
         raise ConfigurationError(
-            "--groups", f"OpenSSL does not support the groups {groups}"
+            "--groups", f"OpenSSL does not support the groups {policy.groups}"
         )

@@ -7,7 +7,7 @@ that logs whatever C{service_identity} raises (an unreadable subjectAltName,
 no subjectAltName at all) and then returns the chain's verdict: fail-open.
 Here a server certificate is accepted only when the name check positively
 succeeded for it, twice and independently -- OpenSSL's own host check during
-chain verification (L{tlsecho._hostcheck}) and C{service_identity} (which
+chain verification (L{tlsecho._openssl_internals}) and C{service_identity} (which
 gives the words) -- and the handshake is failed when it completes unless that
 very certificate was approved (L{NameCheck}, L{HandshakeCheck}).  Every
 refusal is recorded in words (L{tlsecho._refusals}).
@@ -28,8 +28,8 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 
 from ._errors import PeerRejected
-from ._hostcheck import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
 from ._identity import CertificateNames, describe_identity, spki_sha256
+from ._openssl_internals import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
 from ._reference_name import ReferenceName
 from ._refusals import record_refusal, record_verify_error
 from ._revocation import check_ocsp_staple

@@ -14,26 +14,18 @@ with the same policy accept each other's sessions; a session made under a
 different policy is never resumed into this one.
 
 L{install_ticket_keys} sets the keys of C{--ticket-key-file} with OpenSSL's
-C{SSL_CTX_set_tlsext_ticket_keys}.  pyOpenSSL (26.4) has no call for it, and
-the OpenSSL it uses is linked statically into cryptography's extension module
-with its symbols hidden, so no other library can reach that OpenSSL either.
-The function is still in the module's symbol table: we find its address there
-(relative to the module's exported init function) and call it with the same
-context pointer pyOpenSSL uses, then read the keys back to prove the call did
-what it should.  Where that is impossible (a stripped build, another layout)
-the option fails with a one-line error naming the reason.
+C{SSL_CTX_set_tlsext_ticket_keys}, then reads them back.  pyOpenSSL (26.4) has
+no call for it: L{tlsecho._openssl_internals} reaches it below the API.  Where
+that is impossible (a stripped build, another layout) the option fails with a
+one-line error naming the reason.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import hashlib
 import os
-import struct
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -41,6 +33,12 @@ from OpenSSL import SSL
 
 from . import _files
 from ._errors import ConfigurationError
+from ._openssl_internals import (
+    Unavailable,
+    check_ticket_keys_settable,
+    set_session_context_on_client_hello,
+    set_ticket_keys,
+)
 
 __all__ = [
     "TICKET_KEY_LENGTH",
@@ -55,10 +53,6 @@ __all__ = [
 #: and a 32-byte AES key (as nginx's ssl_session_ticket_key, made with
 #: C{openssl rand 80}).
 TICKET_KEY_LENGTH = 80
-
-# From OpenSSL's ssl.h: the controls behind SSL_CTX_{set,get}_tlsext_ticket_keys.
-_SET_TICKET_KEYS = 59
-_GET_TICKET_KEYS = 58
 
 _OPTION = "--ticket-key-file"
 
@@ -92,8 +86,8 @@ def load_ticket_keys(path: Path) -> bytes:
             path,
         )
     try:
-        _ticket_key_control()
-    except _Unavailable as e:
+        check_ticket_keys_settable()
+    except Unavailable as e:
         raise ConfigurationError(
             _OPTION, f"cannot set session-ticket keys in this build: {e}", path
         ) from None
@@ -131,17 +125,7 @@ def install_ticket_keys(context: SSL.Context, keys: bytes) -> None:
     @param keys: From L{load_ticket_keys}.
     @raise ConfigurationError: if OpenSSL does not take them.
     """
-    from OpenSSL._util import ffi
-
-    control = _ticket_key_control()
-    raw = context._context  # the SSL_CTX pointer pyOpenSSL holds
-    given = ffi.new("unsigned char[]", keys)
-    read_back = ffi.new("unsigned char[]", len(keys))
-    if (
-        control(raw, _SET_TICKET_KEYS, len(keys), given) != 1
-        or control(raw, _GET_TICKET_KEYS, len(keys), read_back) != 1
-        or ffi.buffer(read_back)[:] != keys
-    ):
+    if not set_ticket_keys(context, keys):
         raise ConfigurationError(_OPTION, "OpenSSL did not take the session-ticket keys")
 
 
@@ -193,40 +177,21 @@ def bind_sessions_to_server_name(context: SSL.Context, policy: bytes) -> None:
     Where the per-connection context cannot be set (see L{load_ticket_keys}),
     sessions are not resumed at all: fail closed.
     """
-    from OpenSSL._util import ffi, lib
 
-    try:
-        set_context = _openssl_function(
-            "SSL_set_session_id_context",
-            "int (*)(SSL *, const unsigned char *, unsigned int)",
-        )
-    except _Unavailable:
-        context.set_options(SSL.OP_NO_TICKET)
-        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-        return
-
-    @ffi.callback("void (*)(int, int, int, void *, size_t, SSL *, void *)")  # type: ignore[untyped-decorator]
-    def on_message(
-        write: int, version: int, kind: int, buffer: Any, length: int, ssl: Any, arg: Any
-    ) -> None:
-        # Only a received handshake message of type client_hello (1).
-        if write or kind != _HANDSHAKE or length < 4:
-            return
-        if ffi.cast("unsigned char *", buffer)[0] != _CLIENT_HELLO:
-            return
+    def choose(message: bytes) -> bytes:
         try:
-            name = client_hello_server_name(ffi.buffer(buffer, length)[:])
-            bound = session_context_for_name(policy, name)
+            return session_context_for_name(policy, client_hello_server_name(message))
         except Exception:
             # Unreadable: a context no session has, so nothing resumes.
-            bound = os.urandom(32)
-        set_context(ssl, bound, len(bound))
+            return os.urandom(32)
 
-    context._tlsecho_message_callback = on_message  # type: ignore[attr-defined]  # keep it alive
-    lib.SSL_CTX_set_msg_callback(context._context, on_message)
+    try:
+        set_session_context_on_client_hello(context, choose)
+    except Unavailable:
+        context.set_options(SSL.OP_NO_TICKET)
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
 
 
-_HANDSHAKE = 22
 _CLIENT_HELLO = 1
 
 
@@ -285,79 +250,3 @@ def client_hello_server_name(message: bytes) -> bytes | None:
                 return name
         return None
     return None
-
-
-class _Unavailable(Exception):
-    """Why ticket keys cannot be set in this process."""
-
-
-@functools.cache
-def _ticket_key_control() -> Any:
-    """
-    C{SSL_CTX_ctrl} of the OpenSSL pyOpenSSL uses, as a cffi function pointer.
-
-    @raise _Unavailable: saying why it cannot be found.
-    """
-    return _openssl_function("SSL_CTX_ctrl", "long (*)(SSL_CTX *, int, long, void *)")
-
-
-@functools.cache
-def _openssl_function(name: str, signature: str) -> Any:
-    """
-    The function C{name} of the OpenSSL pyOpenSSL uses, as a cffi function
-    pointer of type C{signature}.
-
-    @raise _Unavailable: saying why it cannot be found.
-    """
-    from cryptography.hazmat.bindings import _rust
-    from OpenSSL._util import ffi
-
-    module = getattr(_rust, "__file__", None)
-    if not module:
-        raise _Unavailable("cryptography's OpenSSL binding has no module file")
-    try:
-        found = _function_symbols(Path(module), (name, "PyInit__rust"))
-    except (OSError, ValueError, struct.error) as e:
-        raise _Unavailable(f"cannot read the symbols of {module}: {e}") from None
-    if set(found) != {name, "PyInit__rust"}:
-        raise _Unavailable(f"{module} does not list {name} (stripped?)")
-    library = ctypes.CDLL(module)  # already loaded: the same mapping
-    exported = ctypes.cast(library.PyInit__rust, ctypes.c_void_p).value
-    assert exported is not None
-    address = exported - found["PyInit__rust"] + found[name]
-    return ffi.cast(signature, address)
-
-
-def _function_symbols(path: Path, names: Iterable[str]) -> dict[str, int]:
-    """
-    The addresses (relative to the load base) of the named functions in the
-    symbol table of a 64-bit little-endian ELF shared object.
-    """
-    data = path.read_bytes()
-    if data[:4] != b"\x7fELF" or data[4:6] != b"\x02\x01":
-        raise ValueError("not a 64-bit little-endian ELF file")
-    (section_table,) = struct.unpack_from("<Q", data, 0x28)
-    entry_size, count = struct.unpack_from("<HH", data, 0x3A)
-    sections = [
-        struct.unpack_from("<IIQQQQIIQQ", data, section_table + i * entry_size)
-        for i in range(count)
-    ]
-    wanted = set(names)
-    found: dict[str, int] = {}
-    for _, kind, _, _, offset, size, link, _, _, _ in sections:
-        if kind != 2:  # SHT_SYMTAB: the full table, local symbols included
-            continue
-        string_offset, string_size = sections[link][4], sections[link][5]
-        strings = data[string_offset : string_offset + string_size]
-        by_name_offset: dict[int, str] = {}
-        for name in wanted:
-            at = strings.find(b"\0" + name.encode() + b"\0")
-            if at >= 0:
-                by_name_offset[at + 1] = name
-        for name_offset, info, _, _, value, _ in struct.iter_unpack(
-            "<IBBHQQ", data[offset : offset + size]
-        ):
-            symbol = by_name_offset.get(name_offset)
-            if symbol is not None and info & 0xF == 2 and value:  # STT_FUNC
-                found[symbol] = value
-    return found

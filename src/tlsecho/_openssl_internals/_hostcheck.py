@@ -1,6 +1,6 @@
 """
-OpenSSL's own host name check, set on a client connection: the one place
-tlsecho goes below pyOpenSSL's public API.
+OpenSSL's own host name check, set on a client connection's verify parameters
+through pyOpenSSL's private cffi binding (C{OpenSSL._util.lib}).
 
 The client checks the server's name twice, independently, so that a fault in
 either check fails closed: C{service_identity} (for clear words) and OpenSSL's
@@ -8,9 +8,9 @@ C{X509_check_host}/C{X509_check_ip}, which OpenSSL runs during chain
 verification once the expected name is set on the connection's verify
 parameters (C{X509_VERIFY_PARAM_set1_host}/C{set1_ip}).  That is what the
 standard library's C{ssl} module does for C{check_hostname}.  pyOpenSSL 26
-offers no public call for it, so this module uses the bindings pyOpenSSL itself
-uses (C{OpenSSL._util.lib}, the OpenSSL inside C{cryptography}) and the
-connection's C{SSL*}.  If a later pyOpenSSL or cryptography drops any of these
+offers no public call for it (pyca/pyopenssl#1020), so this module uses the
+bindings pyOpenSSL itself uses and the connection's private C{SSL*}
+(C{Connection._ssl}).  If a later pyOpenSSL or cryptography drops any of these
 symbols, importing this module (and so the client) fails at once, naming them,
 rather than silently connecting with one check fewer.
 
@@ -25,7 +25,13 @@ import ipaddress
 from OpenSSL import SSL
 from OpenSSL._util import ffi, lib
 
-__all__ = ["REQUIRED_SYMBOLS", "expect_peer_name", "lib"]
+__all__ = [
+    "HOSTNAME_MISMATCH",
+    "IP_ADDRESS_MISMATCH",
+    "REQUIRED_SYMBOLS",
+    "expect_peer_name",
+    "lib",
+]
 
 #: Everything this module needs from the bindings.
 REQUIRED_SYMBOLS = (
@@ -61,6 +67,10 @@ def expect_peer_name(
     certificate to be valid for C{name}: a (normalised, ASCII) DNS name or an IP
     address.  A mismatch is then a verify error at depth 0
     (C{X509_V_ERR_HOSTNAME_MISMATCH} or C{X509_V_ERR_IP_ADDRESS_MISMATCH}).
+
+    OpenSSL calls: C{SSL_get0_param}, C{X509_VERIFY_PARAM_set_hostflags} and
+    C{X509_VERIFY_PARAM_set1_host} or C{set1_ip}.  Removed by: a public host
+    check call in pyOpenSSL (pyca/pyopenssl#1020, PR #796).
 
     @raise RuntimeError: if OpenSSL does not take the name; the connection must
         then not be used.

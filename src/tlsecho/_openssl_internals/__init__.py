@@ -1,0 +1,50 @@
+"""
+Every call tlsecho makes below pyOpenSSL's public API, in one place: what to
+check when pyOpenSSL or cryptography is upgraded (tests/test_openssl_internals.py
+fails, naming the binding, if one is gone or changed).
+
+Written for pyOpenSSL 26.4 and cryptography 50 (OpenSSL 3.5+/4.0 inside).  Each
+function's docstring names the OpenSSL call, why the public API cannot do it,
+what happens without it, and the upstream change that would remove it:
+
+  - L{set_groups}: C{SSL_CTX_set1_curves_list} (C{--groups}).
+  - L{reject_verified_as_bad_certificate}: C{X509_STORE_CTX_set_error} from a
+    wrapped verify callback (C{--allow-*} refusals send bad_certificate).
+  - L{expect_peer_name}: C{X509_VERIFY_PARAM_set1_host}/C{set1_ip} (the
+    client's second, independent host name check).
+  - L{set_ticket_keys}, L{check_ticket_keys_settable}: C{SSL_CTX_ctrl}, found
+    by ELF symbol (C{--ticket-key-file}).
+  - L{set_session_context_on_client_hello}: C{SSL_CTX_set_msg_callback} and
+    C{SSL_set_session_id_context}, found by ELF symbol (sessions bound to the
+    SNI name).
+  - L{quiet_excepthook_for}: a process-wide C{sys.excepthook} that silences
+    pyOpenSSL's traceback for a deliberate SNI refusal.
+
+The private pyOpenSSL attributes used: C{Context._context} (the C{SSL_CTX*}),
+C{Context._verify_callback}, C{Connection._ssl} (the C{SSL*}), and the cffi
+C{OpenSSL._util.ffi}/C{lib}.
+"""
+
+from ._excepthook import quiet_excepthook_for
+from ._groups import set_groups
+from ._hostcheck import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, expect_peer_name
+from ._sessions import (
+    check_ticket_keys_settable,
+    set_session_context_on_client_hello,
+    set_ticket_keys,
+)
+from ._symbols import Unavailable
+from ._verify import reject_verified_as_bad_certificate
+
+__all__ = [
+    "HOSTNAME_MISMATCH",
+    "IP_ADDRESS_MISMATCH",
+    "Unavailable",
+    "check_ticket_keys_settable",
+    "expect_peer_name",
+    "quiet_excepthook_for",
+    "reject_verified_as_bad_certificate",
+    "set_groups",
+    "set_session_context_on_client_hello",
+    "set_ticket_keys",
+]
