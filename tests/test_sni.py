@@ -355,8 +355,9 @@ def test_toml_sni_table_needs_name_and_cert(sni_files: SNIFiles) -> None:
     with pytest.raises(usage.UsageError) as info:
         _parse("--config", str(config))
     assert str(info.value) == (
-        f"--config {config}: each [[sni]] entry needs name and cert strings "
-        "(and may have key)"
+        f"--config {config}: each [[sni]] entry needs name and cert strings and may "
+        'have key (write [[sni]] with name = "a.example" and cert = "a.pem", one table '
+        "per name)"
     )
 
 
