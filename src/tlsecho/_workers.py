@@ -38,11 +38,10 @@ from twisted.python.failure import Failure
 
 from ._configuration import ServerConfiguration
 from ._echoserver import format_address
-from ._endpoints import plain_server_endpoint
+from ._endpoints import transport_endpoint
 from ._listening import bind_or_explain, listen_now, metrics_service
 from ._logs import RELAYED_TEXT
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
-from ._proxy import split_proxy
 
 __all__ = [
     "WORKER_ENVIRONMENT",
@@ -252,8 +251,7 @@ class WorkerSupervisor(MultiService):
         if self._ports:
             return  # bound already (twistd binds early; twist does not)
         for description in self.configuration.listen:
-            below, _ = split_proxy(description)
-            endpoint = plain_server_endpoint(self._reactor, below)
+            endpoint = transport_endpoint(self._reactor, description)
             port = listen_now(endpoint, Factory.forProtocol(_Idle), description)
             port.stopReading()  # type: ignore[attr-defined]  # the workers accept
             sock: socket.socket = port.socket  # type: ignore[attr-defined]
