@@ -37,7 +37,7 @@ from twisted.logger import Logger, eventFromJSON, globalLogPublisher
 from twisted.python.failure import Failure
 
 from ._configuration import ServerConfiguration
-from ._echoserver import format_address
+from ._connlog import format_address
 from ._endpoints import transport_endpoint
 from ._listening import bind_or_explain, listen_now, metrics_service
 from ._logs import RELAYED_TEXT
