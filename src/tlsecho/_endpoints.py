@@ -2,7 +2,9 @@
 Put TLS on top of ordinary Twisted endpoints.
 
 A server endpoint description (C{tcp:}, C{tcp6:}, C{unix:}, C{systemd:},
-C{haproxy:} ...) is parsed by Twisted and wrapped with tlsecho's TLS transport
+C{haproxy:} ...) is read once into a L{ListenDescription} (which says whether
+it asks for the PROXY protocol, and what it listens on), its transport is
+built by Twisted, and it is wrapped with tlsecho's TLS transport
 (L{tls_server_endpoint}, like Twisted's C{wrapServerTLS}); a client endpoint is a
 L{HostnameEndpoint} wrapped with L{tls_client_endpoint}.  That transport sends
 handshake flights of any size whole (see L{tlsecho._tlsprotocol}).  TLS is always
