@@ -27,7 +27,7 @@ from tlsecho import (
     ensure_development_certificate,
     server_creator,
 )
-from tlsecho._devcert import development_ca_path, is_loopback_host, state_directory
+from tlsecho._devcert import development_ca_path, state_directory
 
 FILES = ("dev-ca.pem", "dev-ca.key", "localhost.pem", "localhost.key")
 
@@ -281,42 +281,6 @@ def test_development_ca_path(tmp_path: Path) -> None:
     """development_ca_path names dev-ca.pem in the directory, existing or not."""
     assert development_ca_path(tmp_path) == tmp_path / "dev-ca.pem"
     assert not development_ca_path(tmp_path).exists()
-
-
-@pytest.mark.parametrize(
-    "host",
-    [
-        "localhost",
-        "LOCALHOST",
-        "localhost.",
-        "localhost.localdomain",
-        "echo.localhost",
-        "127.0.0.1",
-        "127.9.8.7",
-        "::1",
-    ],
-)
-def test_is_loopback_host(host: str) -> None:
-    """localhost names and loopback addresses are loopback hosts."""
-    assert is_loopback_host(host)
-
-
-@pytest.mark.parametrize(
-    "host",
-    [
-        "example.com",
-        "localhost.example.com",
-        "notlocalhost",
-        "192.0.2.1",
-        "0.0.0.0",
-        "::",
-        "10.0.0.1",
-        "",
-    ],
-)
-def test_is_not_loopback_host(host: str) -> None:
-    """Other names and addresses, including the unspecified ones, are not."""
-    assert not is_loopback_host(host)
 
 
 # Files others could tamper with -----------------------------------------------------

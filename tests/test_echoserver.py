@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from OpenSSL import SSL
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -21,7 +21,6 @@ from twisted.logger import LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from tlsecho import EchoServerFactory, EchoServerProtocol
-from tlsecho._echoserver import format_address
 
 PEER = IPv4Address("TCP", "192.0.2.7", 50123)
 
@@ -209,34 +208,6 @@ def test_logs_ipv6_peer_in_brackets(events: list[LogEvent]) -> None:
     assert "[::1]:4433" in formatEvent(event)
 
 
-def test_format_address_ipv4() -> None:
-    """An IPv4 address is written host:port."""
-    assert format_address(IPv4Address("TCP", "127.0.0.1", 8443)) == "127.0.0.1:8443"
-
-
-def test_format_address_ipv6() -> None:
-    """An IPv6 address is written [host]:port."""
-    assert format_address(IPv6Address("TCP", "::1", 8443)) == "[::1]:8443"
-    assert format_address(IPv6Address("TCP", "2001:db8::5", 1)) == "[2001:db8::5]:1"
-
-
-def test_format_address_unix() -> None:
-    """A UNIX socket address is written unix:path."""
-    assert format_address(UNIXAddress(b"/run/tlsecho.sock")) == "unix:/run/tlsecho.sock"
-
-
-def test_format_address_unnamed_unix() -> None:
-    """An unnamed UNIX socket (a connecting peer) is written unix:?."""
-    assert format_address(UNIXAddress(None)) == "unix:?"
-
-
-class _HostileAddress:
-    """An address whose every attribute raises, as a buggy or hostile layer might."""
-
-    def __getattr__(self, name: str) -> object:
-        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "hostile")
-
-
 def test_connection_is_counted_as_ended_even_if_describing_raises(
     events: list[LogEvent], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,10 +225,3 @@ def test_connection_is_counted_as_ended_even_if_describing_raises(
     text = formatEvent(event)
     assert "could not be described (RuntimeError: describing failed\\x1b[2J)" in text
     assert "\x1b" not in text
-
-
-def test_format_address_is_total() -> None:
-    """Any address, however broken, is described as text."""
-    assert format_address(_HostileAddress()) == "<_HostileAddress>"
-    assert format_address(UNIXAddress(b"/tmp/\xff\x1b")) == "unix:/tmp/\\xff\\x1b"
-    assert format_address(IPv4Address("TCP", "1.2.3.4\r\nx", 1)) == "1.2.3.4\\r\\nx:1"

@@ -20,6 +20,7 @@ from tlsecho._endpoints import (
     plain_server_endpoint,
     require_loopback,
     server_endpoint,
+    transport_endpoint,
 )
 
 from conftest import TLSFiles
@@ -151,6 +152,39 @@ def test_plain_server_endpoint_rejects_port_out_of_range(description: str) -> No
     assert str(info.value).startswith(
         f"--listen: bad endpoint description {description!r}: "
     )
+
+
+@pytest.mark.parametrize("description", ["haproxy:ssl:8443", "haproxy:tls:8443"])
+def test_tls_type_below_proxy_is_refused(description: str) -> None:
+    """A TLS type below the haproxy: wrapper is refused as at the top."""
+    with pytest.raises(ConfigurationError, match="tlsecho adds TLS itself"):
+        plain_server_endpoint(MemoryReactor(), description)
+
+
+@pytest.mark.parametrize(
+    ("description", "reason"),
+    [
+        ("haproxy:haproxy:tcp:8443", "haproxy: is given twice"),
+        ("tcp:8443\\", "it ends with a lone backslash"),
+    ],
+)
+def test_unreadable_description_is_refused(description: str, reason: str) -> None:
+    """A description that cannot be read is one ConfigurationError, everywhere."""
+    expected = f"--listen: bad endpoint description {description!r}: {reason}"
+    for check in (
+        lambda: plain_server_endpoint(MemoryReactor(), description),
+        lambda: transport_endpoint(MemoryReactor(), description),
+        lambda: require_loopback(description, WHY),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            check()
+        assert str(info.value) == expected
+
+
+def test_transport_endpoint_is_below_the_proxy_wrapper() -> None:
+    """transport_endpoint builds the transport a haproxy: description wraps."""
+    endpoint = transport_endpoint(MemoryReactor(), "haproxy:tcp:8443:interface=127.0.0.1")
+    assert isinstance(endpoint, TCP4ServerEndpoint)
 
 
 def test_plain_server_endpoint_parses_tcp() -> None:

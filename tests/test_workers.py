@@ -256,7 +256,7 @@ def test_auto_is_one_worker_per_cpu(tls_files: TLSFiles) -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--workers", "0"], "--workers: must be at least 1, not '0'"),
+        (["--workers", "0"], "--workers: must be at least 1, not 0"),
         (["--workers", "two"], "--workers: not a whole number: 'two'"),
     ],
 )

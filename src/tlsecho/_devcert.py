@@ -37,7 +37,6 @@ __all__ = [
     "check_development_files",
     "development_ca_path",
     "ensure_development_certificate",
-    "is_loopback_host",
     "state_directory",
 ]
 
@@ -102,20 +101,6 @@ def check_development_files(directory: Path, server: bool = True) -> None:
             )
         if (directory / key).exists():
             check_private_file(directory / key, option, f"{prefix}private key", group=False)
-
-
-def is_loopback_host(host: str) -> bool:
-    """
-    Whether C{host} names this machine: C{localhost} or a loopback address.
-    """
-    if host.lower().rstrip(".") in {"localhost", "localhost.localdomain"}:
-        return True
-    if host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:

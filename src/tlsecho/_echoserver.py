@@ -11,39 +11,29 @@ amount of memory.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet.abstract import FileDescriptor
-from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHandshakeListener,
     IPushProducer,
     IReactorTime,
-    ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 if TYPE_CHECKING:
     from ._metrics import ServerMetrics
 
-from ._diagnosis import (
-    client_identity,
-    connection_summary,
-    describe_failure,
-    is_tls_failure,
-    is_tls_transport,
-)
-from ._proxy import ProxyState, proxy_state
+from ._connection import describe_connection
+from ._connlog import ended_line, fallback_fields, format_address
+from ._diagnosis import is_tls_transport
 from ._text import printable
+from ._tlsprotocol import unbuffered_write
 
 __all__ = ["EchoServerFactory", "EchoServerProtocol"]
 
@@ -79,7 +69,7 @@ class EchoServerProtocol(Protocol):
         self._timer: IDelayedCall | None = None
         self._ended_by: str | None = None
         self._handshake_seconds: float | None = None
-        #: How dataReceived writes; found on first use (see _unbuffered_write).
+        #: How dataReceived writes; found on first use (see unbuffered_write).
         self._write: Callable[[bytes], object] | None = None
 
     def connectionMade(self) -> None:
@@ -131,7 +121,7 @@ class EchoServerProtocol(Protocol):
         self._last_read = self.factory.clock.seconds()
         write = self._write
         if write is None:
-            write = self._write = _unbuffered_write(self.transport)
+            write = self._write = unbuffered_write(self.transport)
         self.bytes_written += len(data)
         write(data)
 
@@ -188,207 +178,33 @@ class EchoServerProtocol(Protocol):
             self.factory.connection_ended(self, fields or self._fallback_fields())
 
     def _log_ended(self, fields: dict[str, Any]) -> None:
-        if fields["reason"] == "health check":
-            pass  # a load balancer's, every few seconds: counted, not logged
-        elif fields["failed"]:
-            self.log.warn("{peer}: {stage} failed: {reason}", **fields)
-        else:
-            self.log.info(
-                "{peer}: {reason} after {bytes_out} bytes echoed{unsent} in "
-                "{duration:.3f}s ({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, "
-                "client {client})",
-                unsent=(
-                    f" (of {fields['bytes_in']} received)"
-                    if fields["bytes_out"] != fields["bytes_in"]
-                    else ""
-                ),
-                **fields,
-            )
+        line = ended_line(fields)
+        if line is not None:
+            log = self.log.warn if line.warning else self.log.info
+            log(line.format, **line.fields)
 
     def _fallback_fields(self) -> dict[str, Any]:
         """
-        The fields of a connection that could not be described: enough for
-        the factory and the metrics.
+        The fields of a connection that could not be described.
         """
-        return {
-            "peer": "?",
-            "failed": True,
-            "via": None,
-            "stage": "TLS" if self.handshake_done else "TLS handshake",
-            "reason": "could not describe the connection",
-            "bytes_in": self.bytes_received,
-            "bytes_out": 0,
-            "duration": time.monotonic() - self._started,
-            "handshake_seconds": self._handshake_seconds,
-            "alpn": None,
-            "client": None,
-            "tls_version": None,
-            "cipher": None,
-            "sni": None,
-        }
+        return fallback_fields(
+            handshake_done=self.handshake_done,
+            bytes_in=self.bytes_received,
+            duration=time.monotonic() - self._started,
+            handshake_seconds=self._handshake_seconds,
+        )
 
     def _fields(self, reason: Failure | None) -> dict[str, Any]:
-        transport = cast(ITransport, self.transport)
-        proxied = _described(lambda: proxy_state(transport), ProxyState(), "PROXY state")
-        health_check = proxied.health_check and not self.handshake_done
-        if proxied.header_error is not None:
-            words = printable(proxied.header_error)
-        elif health_check:
-            words = "health check"
-        elif self._ended_by is not None:
-            words = self._ended_by
-        elif reason is not None:
-            words = describe_failure(reason, transport, established=self.handshake_done)
-        else:
-            words = "closed"
-        failed = proxied.header_error is not None or (
-            not health_check
-            and (
-                (reason is not None and is_tls_failure(reason))
-                or (
-                    not self.handshake_done
-                    and (
-                        self._ended_by is not None
-                        # Reset mid-handshake: typically a client that rejected
-                        # our certificate.
-                        or (reason is not None and reason.check(ConnectionLost) is not None)
-                    )
-                )
-            )
+        return describe_connection(
+            self.transport,
+            reason,
+            handshake_done=self.handshake_done,
+            ended_by=self._ended_by,
+            bytes_received=self.bytes_received,
+            bytes_written=self.bytes_written,
+            duration=time.monotonic() - self._started,
+            handshake_seconds=self._handshake_seconds,
         )
-        return {
-            "peer": (
-                _described(lambda: format_address(transport.getPeer()), "?", "peer")
-                if transport
-                else "?"
-            ),
-            "failed": failed,
-            "via": format_address(proxied.proxy) if proxied.proxy is not None else None,
-            "stage": (
-                "PROXY header"
-                if proxied.header_error
-                else "TLS"
-                if self.handshake_done
-                else "TLS handshake"
-            ),
-            "reason": words,
-            "bytes_in": self.bytes_received,
-            "bytes_out": _described(
-                lambda: _bytes_sent(self.bytes_written, transport), 0, "bytes sent"
-            ),
-            "duration": time.monotonic() - self._started,
-            "handshake_seconds": self._handshake_seconds,
-            "alpn": _described(lambda: _negotiated_protocol(transport), None, "ALPN"),
-            "client": client_identity(transport),
-            **connection_summary(transport),
-        }
-
-
-_T = TypeVar("_T")
-
-
-def _described(describe: Callable[[], _T], fallback: _T, what: str) -> _T:
-    """
-    What C{describe()} returns; if it raises, C{fallback}, with one line
-    logged naming C{what} could not be described.
-    """
-    try:
-        return describe()
-    except Exception as e:
-        _log.error(
-            "could not describe the {what} of a connection: {error}",
-            what=what,
-            error=printable(f"{type(e).__name__}: {e}"),
-        )
-        return fallback
-
-
-def _bytes_sent(written: int, transport: object) -> int:
-    """
-    How many of the C{written} application bytes were really sent: handed by
-    tlsecho, as TLS records, to the operating system's socket.
-
-    What is still queued when the connection ends (in Twisted's TLS layer
-    before the handshake, and in the TCP transport's write buffer, where a
-    peer that does not read makes it pile up) was never sent, and is not
-    counted.  The TCP buffer holds TLS records, which are larger than the
-    application bytes in them, so the result is a lower bound: exact but for
-    the application bytes in the one record the socket took only part of,
-    at most 16 KiB.  What the kernel took but the peer's application never
-    read cannot be seen from here and counts as sent.
-    """
-    queued = 0
-    layer: Any = transport
-    for _ in range(4):
-        if layer is None:
-            break
-        if isinstance(layer, TLSMemoryBIOProtocol):
-            queued += sum(len(data) for data in layer._appSendBuffer)
-        if isinstance(layer, FileDescriptor):
-            # Twisted's write queue, as _eager.EagerServer reads it.
-            queued += len(layer.dataBuffer) - layer.offset + layer._tempDataLen
-            break
-        layer = getattr(layer, "transport", None)
-    return max(0, written - queued)
-
-
-def _negotiated_protocol(transport: object) -> str | None:
-    protocol = getattr(transport, "negotiatedProtocol", None)
-    return printable(protocol) if isinstance(protocol, bytes) else None
-
-
-def _unbuffered_write(transport: Any) -> Callable[[bytes], object]:
-    """
-    How to write to C{transport} without a detour through Twisted's small-write
-    buffer.
-
-    Twisted's TLS transport (L{twisted.protocols.tls.BufferingTLSTransport})
-    holds every write until the next reactor turn, scheduling a delayed call
-    for it, to merge many small writes into one TLS record.  An echo writes
-    back exactly what one TLS record brought in, so there is nothing to merge:
-    the detour only costs a delayed call and a copy per record.  Writing with
-    the unbuffered L{TLSMemoryBIOProtocol.write} keeps the same flow control
-    (its send buffer still pauses the registered producer).
-    """
-    if isinstance(transport, TLSMemoryBIOProtocol):
-        unbuffered: Callable[[bytes], object] = TLSMemoryBIOProtocol.write.__get__(
-            transport
-        )
-        return unbuffered
-    write: Callable[[bytes], object] = transport.write
-    return write
-
-
-def format_address(address: object) -> str:
-    """
-    An address as people write it: C{127.0.0.1:8443}, C{[::1]:8443}, C{unix:/path}.
-
-    Never raises, and the result is inert text for a log line: a PROXY header
-    names any address its sender likes (a UNIX path that is not UTF-8, an IPv4
-    "host" holding terminal escapes), so every part is escaped and capped with
-    L{printable}.
-    """
-    try:
-        return _format_address(address)
-    except Exception:
-        return f"<{printable(type(address).__name__)}>"
-
-
-def _format_address(address: object) -> str:
-    host = getattr(address, "host", None)
-    port = getattr(address, "port", None)
-    if host is None:
-        name = getattr(address, "name", None)
-        return f"unix:{printable(name) if name else '?'}"
-    if isinstance(host, bytes):
-        host = host.decode("utf-8", "surrogateescape")
-    host = str(host)
-    if ":" not in host:
-        return f"{printable(host)}:{printable(str(port))}"
-    # Canonical text: a PROXY v2 header's IPv6 address arrives uncompressed.
-    with contextlib.suppress(ValueError):
-        host = str(ipaddress.ip_address(host))
-    return f"[{printable(host)}]:{printable(str(port))}"
 
 
 class EchoServerFactory(Factory):

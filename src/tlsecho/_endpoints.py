@@ -2,7 +2,9 @@
 Put TLS on top of ordinary Twisted endpoints.
 
 A server endpoint description (C{tcp:}, C{tcp6:}, C{unix:}, C{systemd:},
-C{haproxy:} ...) is parsed by Twisted and wrapped with tlsecho's TLS transport
+C{haproxy:} ...) is read once into a L{ListenDescription} (which says whether
+it asks for the PROXY protocol, and what it listens on), its transport is
+built by Twisted, and it is wrapped with tlsecho's TLS transport
 (L{tls_server_endpoint}, like Twisted's C{wrapServerTLS}); a client endpoint is a
 L{HostnameEndpoint} wrapped with L{tls_client_endpoint}.  That transport sends
 handshake flights of any size whole (see L{tlsecho._tlsprotocol}).  TLS is always
@@ -11,7 +13,6 @@ the outer layer, so behind HAProxy the PROXY header is read before TLS starts.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any, cast
 
@@ -25,27 +26,38 @@ from twisted.internet.interfaces import (
 
 from ._eager import eager_endpoint
 from ._errors import ConfigurationError
-from ._proxy import TrustedSources, proxy_endpoint, split_proxy
+from ._listen import ListenDescription
+from ._proxy import TrustedSources, proxy_endpoint
 from ._tlsprotocol import tls_client_endpoint, tls_server_endpoint
 
 __all__ = [
     "client_endpoint",
     "parse_address",
     "plain_server_endpoint",
+    "read_description",
     "require_loopback",
     "server_endpoint",
+    "transport_endpoint",
 ]
 
 #: Endpoint types that already carry TLS: tlsecho adds TLS itself.
 _TLS_TYPES = {"ssl", "tls", "le", "lets"}
 
 
-def _split(description: str) -> list[str]:
+def read_description(description: str, option: str = "--listen") -> ListenDescription:
     """
-    Split an endpoint description on unescaped colons, unescaping C{\\:}.
+    Read a server endpoint description (see L{ListenDescription}).
+
+    @param option: The option the description came from, for errors.
+    @raise ConfigurationError: naming C{option}, for a description that
+        cannot be read (a lone backslash at its end, C{haproxy:} twice).
     """
-    parts = re.split(r"(?<!\\):", description)
-    return [part.replace("\\:", ":") for part in parts]
+    try:
+        return ListenDescription.parse(description)
+    except ValueError as e:
+        raise ConfigurationError(
+            option, f"bad endpoint description {description!r}: {e}"
+        ) from None
 
 
 def plain_server_endpoint(
@@ -58,54 +70,73 @@ def plain_server_endpoint(
     @raise ConfigurationError: naming C{option}, for a description Twisted
         cannot parse or that already asks for TLS.
     """
-    kind = _split(description)[0].strip().lower()
-    if kind in _TLS_TYPES:
+    listen = _checked(read_description(description, option), option)
+    return _parsed(reactor, description, listen, option)
+
+
+def transport_endpoint(reactor: Any, description: str) -> IStreamServerEndpoint:
+    """
+    The transport a C{--listen} description names below any C{haproxy:}
+    wrapper, without TLS: what the main process of C{--workers} binds, and
+    what L{server_endpoint} puts the PROXY and TLS layers on.
+
+    @raise ConfigurationError: as L{plain_server_endpoint}.
+    """
+    return _transport(reactor, read_description(description))
+
+
+def _transport(reactor: Any, listen: ListenDescription) -> IStreamServerEndpoint:
+    """
+    L{transport_endpoint}, for a description already read.
+    """
+    return _parsed(reactor, listen.inner, _checked(listen, "--listen"), "--listen")
+
+
+def _checked(listen: ListenDescription, option: str) -> ListenDescription:
+    """
+    C{listen}, unless Twisted would accept it but tlsecho cannot serve it: a
+    type that already carries TLS, a TCP port out of range.
+    """
+    if listen.kind.strip() in _TLS_TYPES:
         raise ConfigurationError(
             option,
-            f"{description!r}: tlsecho adds TLS itself; describe the plain "
+            f"{listen.text!r}: tlsecho adds TLS itself; describe the plain "
             "transport instead (for example tcp:8443)",
         )
-    _check_port(description, option)
+    _check_port(listen, option)
+    return listen
+
+
+def _parsed(
+    reactor: Any, text: str, listen: ListenDescription, option: str
+) -> IStreamServerEndpoint:
+    """
+    The endpoint Twisted makes of C{text} (all or part of C{listen}).
+    """
     try:
-        return cast(IStreamServerEndpoint, serverFromString(reactor, description))
+        return cast(IStreamServerEndpoint, serverFromString(reactor, text))
     except (ValueError, KeyError, TypeError, IndexError) as e:
         detail = str(e) or type(e).__name__
-        if isinstance(e, IndexError) and kind == "systemd":
+        if isinstance(e, IndexError) and listen.kind == "systemd":
             detail = "no such socket was passed by systemd (LISTEN_FDS)"
         raise ConfigurationError(
-            option, f"bad endpoint description {description!r}: {detail}"
+            option, f"bad endpoint description {listen.text!r}: {detail}"
         ) from None
 
 
-def _inner(description: str) -> list[str]:
-    """
-    The parts of a description below any C{haproxy:} wrapper.
-    """
-    parts = _split(description)
-    while parts and parts[0].strip().lower() == "haproxy":
-        parts = parts[1:]
-    return parts
-
-
-def _check_port(description: str, option: str) -> None:
+def _check_port(listen: ListenDescription, option: str) -> None:
     """
     Twisted only checks a TCP port is an integer; refuse one out of range now,
     rather than fail with an OverflowError when binding.
     """
-    parts = _inner(description)
-    if not parts or parts[0].strip().lower() not in {"tcp", "tcp6"}:
-        return
-    keywords = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-    positional = [p for p in parts[1:] if "=" not in p]
-    port = keywords.get("port", positional[0] if positional else None)
     try:
-        number = int(port) if port is not None else None
+        number = int(listen.port) if listen.port is not None else None
     except ValueError:
         return  # Twisted reports it
     if number is not None and not 0 <= number <= 65535:
         raise ConfigurationError(
             option,
-            f"bad endpoint description {description!r}: port {number} is out of "
+            f"bad endpoint description {listen.text!r}: port {number} is out of "
             "range 0-65535",
         )
 
@@ -131,9 +162,9 @@ def server_endpoint(
         listener; loopback and UNIX sockets if L{None}.
     @raise ConfigurationError: for a bad description.
     """
-    below, proxied = split_proxy(description)
-    endpoint = eager_endpoint(inner or plain_server_endpoint(reactor, below))
-    if proxied:
+    listen = read_description(description)
+    endpoint = eager_endpoint(inner or _transport(reactor, listen))
+    if listen.proxied:
         # The PROXY header comes first, TLS after it.
         endpoint = proxy_endpoint(endpoint, proxy_trusted)
     return tls_server_endpoint(creator, endpoint)
@@ -141,27 +172,12 @@ def server_endpoint(
 
 def require_loopback(description: str, why: str) -> None:
     """
-    Raise a L{ConfigurationError} unless C{description} listens on loopback only.
-
-    UNIX sockets count as local; TCP must name an C{interface} that is a
-    loopback address or C{localhost}.
+    Raise a L{ConfigurationError} unless C{description} listens on loopback
+    only (L{ListenDescription.is_loopback}: a UNIX socket, or TCP on an
+    C{interface} that is a loopback address or C{localhost}).
     """
-    parts = _inner(description)
-    kind = parts[0].lower() if parts else ""
-    if kind == "unix":
-        return
-    if kind in {"tcp", "tcp6"}:
-        options = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        interface = options.get("interface")
-        if interface == "localhost":
-            return
-        if interface is not None:
-            try:
-                if ipaddress.ip_address(interface).is_loopback:
-                    return
-            except ValueError:
-                pass
-    raise ConfigurationError("--listen", f"{description!r} is not loopback-only: {why}")
+    if not read_description(description).is_loopback():
+        raise ConfigurationError("--listen", f"{description!r} is not loopback-only: {why}")
 
 
 def parse_address(text: str) -> tuple[str, int]:

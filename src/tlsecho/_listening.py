@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._echoserver import format_address
+from ._connlog import format_address
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
 from ._metrics import metrics_site

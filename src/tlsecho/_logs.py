@@ -1,5 +1,6 @@
 """
-JSON lines logs (C{--log-format json}) for the twistd and twist runners.
+JSON lines logs (C{--log-format json}) for the twistd and twist runners, and
+the relay of a worker's log events to its main process (C{--workers}).
 
 Each log event becomes one JSON object per line, with all its fields: for a
 connection, the peer, TLS version, cipher, SNI, ALPN, client identity, byte
@@ -13,10 +14,19 @@ from __future__ import annotations
 import sys
 from typing import IO, Any, cast
 
-from twisted.logger import ILogObserver, LogEvent, formatEvent, jsonFileLogObserver
+from twisted.logger import (
+    ILogObserver,
+    LogEvent,
+    Logger,
+    eventFromJSON,
+    formatEvent,
+    globalLogPublisher,
+    jsonFileLogObserver,
+)
 
 __all__ = [
     "RELAYED_TEXT",
+    "LogRelay",
     "json_lines_observer",
     "json_stdout_observer",
     "relay_logs_to_main_process",
@@ -75,3 +85,70 @@ def relay_logs_to_main_process(runner_options: Any) -> None:
         return cast(ILogObserver, observe)
 
     runner_options["fileLogObserverFactory"] = observer_factory
+
+
+class LogRelay:
+    """
+    In the main process: one worker's output, published as the main
+    process's own log events, marked with the worker's number.
+
+    The worker writes its events with L{relay_logs_to_main_process} to its
+    standard output; anything else (on standard error, or not JSON) is
+    logged as an error line naming the worker.
+    """
+
+    def __init__(self, number: int, publish: ILogObserver | None = None):
+        """
+        @param number: The worker's number.
+        @param publish: Where the events go; the global log publisher by default.
+        """
+        self.number = number
+        self._publish = publish if publish is not None else globalLogPublisher
+        self._log = Logger(observer=self._publish)
+        self._events = b""
+        self._errors = b""
+
+    def events_received(self, data: bytes) -> None:
+        """
+        Publish every complete event in C{data} (the worker's standard output).
+        """
+        # jsonFileLogObserver: a record separator, one JSON object, a newline.
+        self._events += data
+        *records, self._events = self._events.split(b"\n")
+        for record in records:
+            text = record.lstrip(b"\x1e").decode("utf-8", "replace")
+            if not text.strip():
+                continue
+            try:
+                event = eventFromJSON(text)
+            except ValueError:
+                self._error_line(text)
+                continue
+            if RELAYED_TEXT in event:
+                # Formatted in the worker, where the values were.
+                event["log_format"] = "{" + RELAYED_TEXT + "}"
+                event.pop("log_flattened", None)
+            event["worker"] = self.number
+            event["log_system"] = f"worker {self.number}"
+            self._publish(event)
+
+    def errors_received(self, data: bytes) -> None:
+        """
+        Log every complete line in C{data} (the worker's standard error).
+        """
+        self._errors += data
+        *lines, self._errors = self._errors.split(b"\n")
+        for line in lines:
+            self._error_line(line.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        """
+        The worker has ended: log what is left of its output as error lines.
+        """
+        for line in (self._events, self._errors):
+            self._error_line(line.decode("utf-8", "replace"))
+        self._events = self._errors = b""
+
+    def _error_line(self, line: str) -> None:
+        if line.strip():
+            self._log.error("worker {worker}: {line}", worker=self.number, line=line)

@@ -41,12 +41,9 @@ __all__ = [
     "TrustedSources",
     "proxy_endpoint",
     "proxy_state",
-    "split_proxy",
     "trusted_sources",
 ]
 
-#: The endpoint description prefix that asks for the PROXY protocol.
-PROXY_PREFIX = "haproxy:"
 #: The C{--proxy-trusted} value that trusts peers on UNIX sockets.
 UNIX_SOURCE = "unix:"
 #: Who may send PROXY headers when C{--proxy-trusted} is not given.
@@ -55,16 +52,6 @@ DEFAULT_TRUSTED = ("127.0.0.0/8", "::1", UNIX_SOURCE)
 UNTRUSTED = "PROXY header from untrusted source"
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def split_proxy(description: str) -> tuple[str, bool]:
-    """
-    The endpoint description below a C{haproxy:} prefix, and whether there
-    was one.
-    """
-    if description[: len(PROXY_PREFIX)].lower() == PROXY_PREFIX:
-        return description[len(PROXY_PREFIX) :], True
-    return description, False
 
 
 @dataclass(frozen=True)

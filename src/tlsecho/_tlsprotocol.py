@@ -17,11 +17,13 @@ handshake is done only once the whole final flight has been handed to the
 transport; L{TLSFactory} makes it.  Every TLS connection tlsecho makes, server
 and client, goes through them (L{tls_server_endpoint}, L{tls_client_endpoint}).
 C{tests/test_attacks_flights.py} fails loudly if upstream renames what is
-overridden here.
+overridden here.  L{unbuffered_write} lets the echo write past Twisted's
+small-write buffer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from OpenSSL.SSL import Error, WantReadError
@@ -36,7 +38,11 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
-from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory
+from twisted.protocols.tls import (
+    BufferingTLSTransport,
+    TLSMemoryBIOFactory,
+    TLSMemoryBIOProtocol,
+)
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -46,6 +52,7 @@ __all__ = [
     "TLSProtocol",
     "tls_client_endpoint",
     "tls_server_endpoint",
+    "unbuffered_write",
 ]
 
 #: What L{TLSProtocol} overrides or relies on in
@@ -194,3 +201,25 @@ def tls_client_endpoint(
     C{endpoint} with tlsecho's TLS on top (like Twisted's C{wrapClientTLS}).
     """
     return _TLSClientEndpoint(creator, endpoint)
+
+
+def unbuffered_write(transport: Any) -> Callable[[bytes], object]:
+    """
+    How to write to C{transport} without a detour through Twisted's small-write
+    buffer.
+
+    Twisted's TLS transport (L{twisted.protocols.tls.BufferingTLSTransport})
+    holds every write until the next reactor turn, scheduling a delayed call
+    for it, to merge many small writes into one TLS record.  An echo writes
+    back exactly what one TLS record brought in, so there is nothing to merge:
+    the detour only costs a delayed call and a copy per record.  Writing with
+    the unbuffered L{TLSMemoryBIOProtocol.write} keeps the same flow control
+    (its send buffer still pauses the registered producer).
+    """
+    if isinstance(transport, TLSMemoryBIOProtocol):
+        unbuffered: Callable[[bytes], object] = TLSMemoryBIOProtocol.write.__get__(
+            transport
+        )
+        return unbuffered
+    write: Callable[[bytes], object] = transport.write
+    return write

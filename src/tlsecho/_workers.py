@@ -13,8 +13,9 @@ dies young), forwards SIGHUP to every worker (each reloads), and on SIGTERM
 stops accepting, forwards it (each drains) and exits once all have exited.
 Workers log through the main process: each writes its log events as JSON to a
 pipe, and the main process publishes them as its own, marked with the worker
-number, so they go wherever the runner's log goes.  A worker whose main
-process is gone (its standard input closes) drains and exits.
+number (L{LogRelay}), so they go wherever the runner's log goes.  What runs in
+the worker itself (adopting the sockets, stopping when the main process is
+gone) is L{tlsecho._worker_process}.
 """
 
 from __future__ import annotations
@@ -27,39 +28,28 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
-from twisted.logger import Logger, eventFromJSON, globalLogPublisher
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ._configuration import ServerConfiguration, warn_restart_needed
-from ._echoserver import format_address
-from ._endpoints import plain_server_endpoint
+from ._connlog import format_address
+from ._endpoints import transport_endpoint
 from ._errors import ConfigurationError
 from ._listening import bind_or_explain, listen_now, metrics_service
-from ._logs import RELAYED_TEXT
+from ._logs import LogRelay
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
-from ._proxy import split_proxy
 from ._version import describe
+from ._worker_process import handover
 
-__all__ = [
-    "WORKER_ENVIRONMENT",
-    "MainProcessWatch",
-    "WorkerSupervisor",
-    "inherited_sockets",
-]
+__all__ = ["WorkerSupervisor"]
 
-#: Set in a worker's environment: its number, from 1.
-WORKER_ENVIRONMENT = "TLSECHO_WORKER"
-#: Set in a worker's environment: "FD:FAMILY,..." for each --listen, in order.
-SOCKETS_ENVIRONMENT = "TLSECHO_WORKER_SOCKETS"
-#: The first descriptor number of the inherited listening sockets.
-FIRST_SOCKET = 3
 #: A worker that dies sooner than this after it started is restarted after a
 #: pause, so a worker that cannot start does not spin.
 YOUNG = 2.0
@@ -68,65 +58,8 @@ YOUNG = 2.0
 #: after the timeout), and SIGTERM is promised to end within the timeout
 #: plus 1 s.
 KILL_GRACE = 1.0
-#: Environment variables of systemd socket activation, meant for the main
-#: process only.
-_SYSTEMD = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
 
 _log = Logger()
-
-
-def inherited_sockets(environment: dict[str, str]) -> list[tuple[int, int]] | None:
-    """
-    In a worker: the listening sockets the main process handed over, as
-    (descriptor, address family), one per C{--listen}; L{None} elsewhere.
-    """
-    if WORKER_ENVIRONMENT not in environment:
-        return None
-    described = environment.get(SOCKETS_ENVIRONMENT, "")
-    sockets = []
-    for entry in filter(None, described.split(",")):
-        descriptor, family = entry.split(":")
-        sockets.append((int(descriptor), int(family)))
-    return sockets
-
-
-class _Orphaned(Protocol):
-    """
-    Reads a worker's standard input, which its main process never writes to:
-    when it closes, the main process is gone.
-    """
-
-    def __init__(self, reactor: Any):
-        self._reactor = reactor
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        if self._reactor.running:
-            _log.warn("the main process is gone; stopping this worker")
-            self._reactor.stop()
-
-
-class MainProcessWatch(Service):
-    """
-    In a worker: stop (draining, as on SIGTERM) when the main process is gone,
-    however it ended.
-    """
-
-    def __init__(self, reactor: Any = None):
-        if reactor is None:
-            from twisted.internet import reactor
-        self._reactor = reactor
-
-    def startService(self) -> None:
-        from twisted.internet.stdio import StandardIO
-
-        super().startService()
-        # StandardIO also wants somewhere to write; not the log's stdout.
-        cast(Any, StandardIO)(
-            _Orphaned(self._reactor),
-            stdin=0,
-            stdout=os.open(os.devnull, os.O_WRONLY),
-            reactor=self._reactor,
-        )
 
 
 class _Idle(Protocol):
@@ -144,8 +77,7 @@ class _Worker(ProcessProtocol):
         self.number = number
         self.pid: int | None = None
         self.started = time.monotonic()
-        self._events = b""
-        self._errors = b""
+        self._relay = LogRelay(number)
 
     def connectionMade(self) -> None:
         assert self.transport is not None
@@ -153,35 +85,10 @@ class _Worker(ProcessProtocol):
         _log.info("started worker {worker} (pid {pid})", worker=self.number, pid=self.pid)
 
     def outReceived(self, data: bytes) -> None:
-        # jsonFileLogObserver: a record separator, one JSON object, a newline.
-        self._events += data
-        *records, self._events = self._events.split(b"\n")
-        for record in records:
-            text = record.lstrip(b"\x1e").decode("utf-8", "replace")
-            if not text.strip():
-                continue
-            try:
-                event = eventFromJSON(text)
-            except ValueError:
-                self._error_line(text)
-                continue
-            if RELAYED_TEXT in event:
-                # Formatted in the worker, where the values were.
-                event["log_format"] = "{" + RELAYED_TEXT + "}"
-                event.pop("log_flattened", None)
-            event["worker"] = self.number
-            event["log_system"] = f"worker {self.number}"
-            globalLogPublisher(event)
+        self._relay.events_received(data)
 
     def errReceived(self, data: bytes) -> None:
-        self._errors += data
-        *lines, self._errors = self._errors.split(b"\n")
-        for line in lines:
-            self._error_line(line.decode("utf-8", "replace"))
-
-    def _error_line(self, line: str) -> None:
-        if line.strip():
-            _log.error("worker {worker}: {line}", worker=self.number, line=line)
+        self._relay.errors_received(data)
 
     def signal(self, name: str) -> None:
         """Send the worker a signal, if it still runs."""
@@ -189,8 +96,7 @@ class _Worker(ProcessProtocol):
             self.transport.signalProcess(name)
 
     def processEnded(self, reason: Failure) -> None:
-        for line in (self._events, self._errors):
-            self._error_line(line.decode("utf-8", "replace"))
+        self._relay.flush()
         self.supervisor.worker_ended(self, reason)
 
 
@@ -265,8 +171,7 @@ class WorkerSupervisor(MultiService):
             count=self._count,
         )
         for description in self.configuration.listen:
-            below, _ = split_proxy(description)
-            endpoint = plain_server_endpoint(self._reactor, below)
+            endpoint = transport_endpoint(self._reactor, description)
             port = listen_now(endpoint, Factory.forProtocol(_Idle), description)
             port.stopReading()  # type: ignore[attr-defined]  # the workers accept
             sock: socket.socket = port.socket  # type: ignore[attr-defined]
@@ -297,18 +202,9 @@ class WorkerSupervisor(MultiService):
             return
         worker = _Worker(self, number)
         self.workers[number] = worker
-        inherited = {
-            FIRST_SOCKET + index: descriptor
-            for index, (descriptor, _) in enumerate(self._sockets)
-        }
-        environment = {k: v for k, v in os.environ.items() if k not in _SYSTEMD}
-        environment[WORKER_ENVIRONMENT] = str(number)
+        environment, inherited = handover(number, self._sockets)
         if self._metrics_directory is not None:
             environment[MULTIPROCESS_ENVIRONMENT] = self._metrics_directory
-        environment[SOCKETS_ENVIRONMENT] = ",".join(
-            f"{FIRST_SOCKET + index}:{family}"
-            for index, (_, family) in enumerate(self._sockets)
-        )
         command = [sys.executable, "-m", "twisted", "tlsecho", *self._arguments]
         self._reactor.spawnProcess(
             worker,

@@ -21,11 +21,12 @@ from typing import IO, Any, NoReturn
 from cryptography import x509
 
 from ._client_creators import client_creator
-from ._devcert import check_development_files, development_ca_path, is_loopback_host
+from ._devcert import check_development_files, development_ca_path
 from ._diagnosis import certificate_names, connection_summary
 from ._echoclient import echo
 from ._endpoints import client_endpoint, parse_address
 from ._errors import ConfigurationError, EchoError
+from ._listen import is_loopback_host
 from ._options import Side, options_for
 from ._pem import load_ca_certificates
 from ._reference_name import reference_name

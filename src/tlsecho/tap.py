@@ -23,7 +23,7 @@ from ._errors import ConfigurationError
 from ._logs import relay_logs_to_main_process, use_json_logs
 from ._options import Option, Side, options_for
 from ._plugin import PluginService, SupervisorService
-from ._workers import MainProcessWatch, inherited_sockets
+from ._worker_process import MainProcessWatch, inherited_sockets
 
 __all__ = ["Options", "makeService"]
 

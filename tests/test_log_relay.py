@@ -1,0 +1,56 @@
+"""
+Tests for L{tlsecho._logs.LogRelay}: a worker's output read back in the main
+process, in whatever pieces the pipe delivers it (no processes).
+"""
+
+from __future__ import annotations
+
+import io
+
+from twisted.logger import LogEvent, Logger, formatEvent
+
+from tlsecho._logs import RELAYED_TEXT, LogRelay, relay_logs_to_main_process
+
+
+def _worker_output(*events: tuple[str, dict[str, object]]) -> bytes:
+    """What a worker writes to its standard output for these events."""
+    options: dict[str, object] = {}
+    relay_logs_to_main_process(options)
+    out = io.StringIO()
+    observer = options["fileLogObserverFactory"](out)  # type: ignore[operator]
+    log = Logger(observer=observer, namespace="tlsecho.test")
+    for format, fields in events:
+        log.info(format, **fields)
+    return out.getvalue().encode("utf-8")
+
+
+def test_events_relayed_with_worker_number() -> None:
+    """Each event is published once complete, marked with the worker, its message
+    formatted where the values were."""
+    published: list[LogEvent] = []
+    relay = LogRelay(3, published.append)
+    data = _worker_output(("took {duration:.3f}s", {"duration": 0.12345}))
+    relay.events_received(data[:7])
+    assert published == []
+    relay.events_received(data[7:])
+    (event,) = published
+    assert event["worker"] == 3
+    assert event["log_system"] == "worker 3"
+    assert event[RELAYED_TEXT] == "took 0.123s"
+    assert formatEvent(event) == "took 0.123s"
+
+
+def test_other_output_is_an_error_line() -> None:
+    """Standard error and output that is not JSON are error lines naming the worker;
+    a last line without a newline is logged when the worker ends."""
+    published: list[LogEvent] = []
+    relay = LogRelay(2, published.append)
+    relay.errors_received(b"Traceback (most recent call last):\nValueE")
+    relay.events_received(b"not json\n")
+    relay.errors_received(b"rror: boom")
+    relay.flush()
+    assert [formatEvent(event) for event in published] == [
+        "worker 2: Traceback (most recent call last):",
+        "worker 2: not json",
+        "worker 2: ValueError: boom",
+    ]
