@@ -18,7 +18,7 @@ import trustme
 from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
-from tlsecho import ConfigurationError, TLSSettings
+from tlsecho import ConfigurationError, Material, TLSSettings
 from tlsecho._tickets import client_hello_server_name
 
 from _processes import (
@@ -136,7 +136,7 @@ def test_second_crl_in_one_pem_file_is_not_ignored(
         crl(other) + crl(tls_files.client_authority, [leaf_of(tls_files.client_cert)]),
     )
     settings = TLSSettings(crl=(bundle,))
-    assert len(settings.crls) == 2
+    assert len(Material.load(settings).crls) == 2
 
 
 def test_server_applies_the_second_crl_of_a_bundle(
@@ -235,7 +235,7 @@ def test_check_is_quiet_about_a_good_crl(tls_files: TLSFiles, tmp_path: Path) ->
     settings = TLSSettings(
         ca=(tls_files.client_ca,), crl=(path,), verify=None, certificate=None
     )
-    assert settings.warnings() == []
+    assert Material.load(settings).warnings() == []
 
 
 @pytest.mark.parametrize("kind", ["expired", "not-yet-valid", "bad-signature"])

@@ -22,6 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from tlsecho import (
     ConfigurationError,
     DevelopmentCertificate,
+    Material,
     TLSSettings,
     _devcert,
     ensure_development_certificate,
@@ -248,7 +249,7 @@ def test_files_serve_tls(tmp_path: Path) -> None:
     paths = ensure_development_certificate(tmp_path)
     settings = TLSSettings(certificate=paths.certificate, private_key=paths.private_key)
     server_creator(settings)
-    assert TLSSettings(ca=(paths.ca,)).trusted == (_certificate(paths.ca),)
+    assert Material.load(TLSSettings(ca=(paths.ca,))).trusted == (_certificate(paths.ca),)
 
 
 def test_state_directory_honours_xdg_state_home(state_home: Path) -> None:

@@ -32,6 +32,7 @@ EXPORTS = [
     "EchoServerProtocol",
     "EchoService",
     "HandshakeFailed",
+    "Material",
     "PeerRejected",
     "Profile",
     "SNICertificate",

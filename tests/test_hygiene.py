@@ -4,7 +4,7 @@ item 10): private key and passphrase files others may read or write are refused 
 the fix in the message (group-readable is fine); an existing key log its group or
 others may read or write is refused; expired and not-yet-valid certificates are
 refused; a served certificate expiring within 30 days, or self-signed, is warned about
-(``settings.warnings()``, and the twistd plugin logs it once at start);
+(``Material.warnings()``, and the twistd plugin logs it once at start);
 ``--keylog-file`` and the client's ``SSLKEYLOGFILE`` write the NSS key log with a
 warning; and no private key material ever appears in a log line or an error message.
 """
@@ -26,6 +26,7 @@ from twisted.python import usage
 
 from tlsecho import (
     ConfigurationError,
+    Material,
     ServerConfiguration,
     SNICertificate,
     TLSSettings,
@@ -158,7 +159,7 @@ def test_combined_file_readable_by_others_is_refused(
     assert info.value.option == "--cert"
     assert f"fix it with: chmod o-rwx {combined}" in str(info.value)
     combined.chmod(0o640)
-    assert TLSSettings(certificate=combined).key is not None
+    assert Material.load(TLSSettings(certificate=combined)).key is not None
 
 
 def test_sni_key_readable_by_others_is_refused(tls_files: TLSFiles, tmp_path: Path) -> None:
@@ -258,7 +259,7 @@ def test_passphrase_file_private_or_group_readable_is_accepted(
     settings = TLSSettings(
         certificate=tls_files.server_cert, private_key=key, key_passphrase_file=passphrase
     )
-    assert settings.key is not None
+    assert Material.load(settings).key is not None
 
 
 def test_world_writable_key_is_refused(tls_files: TLSFiles) -> None:
@@ -308,7 +309,7 @@ def test_no_warnings_for_a_healthy_certificate(tls_files: TLSFiles) -> None:
     settings = TLSSettings(
         certificate=tls_files.server_cert, private_key=tls_files.server_key
     )
-    assert settings.warnings() == []
+    assert Material.load(settings).warnings() == []
 
 
 @pytest.mark.parametrize("days", [1, 10, 29])
@@ -321,7 +322,7 @@ def test_certificate_expiring_within_30_days_is_warned(
     settings = TLSSettings(certificate=cert, private_key=key)
     leaf = x509.load_pem_x509_certificates(cert.read_bytes())[0]
     now = leaf.not_valid_after_utc - datetime.timedelta(days=days, hours=1)
-    (warning,) = settings.warnings(now=now)
+    (warning,) = Material.load(settings).warnings(now=now)
     assert warning == (
         f"--cert: certificate {leaf.subject.rfc4514_string()} expires in {days} days "
         f"({leaf.not_valid_after_utc:%Y-%m-%d})"
@@ -331,13 +332,13 @@ def test_certificate_expiring_within_30_days_is_warned(
 def test_certificate_expiring_later_is_not_warned(ca: trustme.CA, tmp_path: Path) -> None:
     """A certificate with 31 days left gives no warning."""
     cert, key = _expiring(ca, tmp_path, 31)
-    assert TLSSettings(certificate=cert, private_key=key).warnings() == []
+    assert Material.load(TLSSettings(certificate=cert, private_key=key)).warnings() == []
 
 
 def test_self_signed_certificate_is_warned(tmp_path: Path) -> None:
     """A self-signed served certificate gives a warning saying so."""
     cert, key = _self_signed(tmp_path)
-    assert TLSSettings(certificate=cert, private_key=key).warnings() == [
+    assert Material.load(TLSSettings(certificate=cert, private_key=key)).warnings() == [
         "--cert: certificate CN=self-signed.example is self-signed: clients can only "
         "trust it by pinning it"
     ]
@@ -353,7 +354,7 @@ def test_sni_certificate_expiring_is_warned(
         private_key=tls_files.server_key,
         sni=(SNICertificate("soon.example", cert, key),),
     )
-    (warning,) = settings.warnings()
+    (warning,) = Material.load(settings).warnings()
     assert warning.startswith("--sni soon.example=: certificate ")
     assert " expires in " in warning
 
@@ -363,7 +364,7 @@ def test_development_certificate_gives_no_warning() -> None:
     self-signed nor about to expire: no warning."""
     configuration = ServerConfiguration.from_options({})
     assert configuration.development is not None
-    assert configuration.settings.warnings() == []
+    assert configuration.material.warnings() == []
 
 
 def test_twistd_logs_warnings_once_at_start(
@@ -413,7 +414,7 @@ def test_keylog_is_off_by_default(tls_files: TLSFiles, clean_environment: None) 
         certificate=tls_files.server_cert, private_key=tls_files.server_key
     )
     assert settings.keylog_file is None
-    assert not any("keylog" in warning for warning in settings.warnings())
+    assert not any("keylog" in warning for warning in Material.load(settings).warnings())
 
 
 @pytest.mark.parametrize(
@@ -499,7 +500,7 @@ def test_keylog_warning_in_settings(tls_files: TLSFiles, tmp_path: Path) -> None
         private_key=tls_files.server_key,
         keylog_file=path,
     )
-    assert settings.warnings() == [
+    assert Material.load(settings).warnings() == [
         f"--keylog-file {path}: TLS secrets are being written; anyone who reads that "
         "file can decrypt the traffic"
     ]
@@ -693,4 +694,4 @@ def test_key_file_accepted_after_the_suggested_fix(tls_files: TLSFiles) -> None:
     settings = TLSSettings(
         certificate=tls_files.server_cert, private_key=tls_files.server_key
     )
-    assert settings.key is not None
+    assert Material.load(settings).key is not None

@@ -74,13 +74,12 @@ def test_reload_swaps_in_renewed_files(tls_files: TLSFiles, tmp_path: Path) -> N
         certificate=tls_files.server_cert, private_key=tls_files.server_key
     )
     creator = ReloadingCreator(server_creator(settings))
+    served = creator.current.material.chain[0].serial_number
     cert, key = _second_certificate(tls_files.server_ca, tmp_path / "renewed")
     _replace(cert, tls_files.server_cert)
     _replace(key, tls_files.server_key)
     assert creator.reload() is True
-    assert (
-        creator.current.settings.chain[0].serial_number != settings.chain[0].serial_number
-    )
+    assert creator.current.material.chain[0].serial_number != served
     assert (creator.reloads_ok, creator.reloads_failed) == (1, 0)
 
 

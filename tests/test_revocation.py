@@ -268,9 +268,9 @@ def test_server_crl_flags_are_repeatable(tls_files: TLSFiles, tmp_path: Path) ->
             str(second),
         ]
     )
-    settings = options["configuration"].settings
-    assert settings.crl == (first, second)
-    assert len(settings.crls) == 2
+    configuration = options["configuration"]
+    assert configuration.settings.crl == (first, second)
+    assert len(configuration.material.crls) == 2
 
 
 # CRLs on the client: the server's certificate -----------------------------------------

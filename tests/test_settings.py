@@ -1,7 +1,7 @@
 """
 Tests for L{tlsecho.TLSSettings}: every bad setting fails at construction with one
-line naming the option, the file and the reason; good settings load, are frozen, and
-are changed by copying.
+line naming the option, the file and the reason; good settings load (into a
+L{tlsecho.Material}), are frozen, and are changed by copying.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tlsecho import ConfigurationError, TLSSettings, TLSVersion, VerifyMode
+from tlsecho import ConfigurationError, Material, TLSSettings, TLSVersion, VerifyMode
 from tlsecho._settings import parse_tls_version
 
 from conftest import TLSFiles, write_cert
@@ -215,7 +215,7 @@ def test_encrypted_key_with_right_passphrase(tls_files: TLSFiles, tmp_path: Path
         private_key=encrypted,
         key_passphrase_file=passphrase,
     )
-    assert settings.key is not None
+    assert Material.load(settings).key is not None
     assert settings.key_passphrase_file == passphrase
 
 
@@ -289,12 +289,12 @@ def test_chain_with_an_unrelated_certificate(tls_files: TLSFiles, tmp_path: Path
 def test_chain_in_order_loads(ca: trustme.CA, tmp_path: Path) -> None:
     """A server certificate followed by its intermediate loads as a two-link chain."""
     chain, key = write_cert(ca.create_child_ca().issue_cert("localhost"), tmp_path, "s")
-    settings = TLSSettings(certificate=chain, private_key=key)
-    assert [c.subject.rfc4514_string() for c in settings.chain] == [
+    material = Material.load(TLSSettings(certificate=chain, private_key=key))
+    assert [c.subject.rfc4514_string() for c in material.chain] == [
         c.subject.rfc4514_string()
         for c in x509.load_pem_x509_certificates(chain.read_bytes())
     ]
-    assert len(settings.chain) == 2
+    assert len(material.chain) == 2
 
 
 def test_expired_certificate(ca: trustme.CA, tmp_path: Path) -> None:
@@ -431,22 +431,23 @@ def test_configuration_error_is_a_value_error(tmp_path: Path) -> None:
 
 def test_loads_server_identity(tls_files: TLSFiles) -> None:
     """Valid --cert and --key load into the chain and the key, which match."""
-    settings = TLSSettings(
-        certificate=tls_files.server_cert, private_key=tls_files.server_key
+    material = Material.load(
+        TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key)
     )
-    assert [c.subject.rfc4514_string() for c in settings.chain] == [
+    assert [c.subject.rfc4514_string() for c in material.chain] == [
         _subject(tls_files.server_cert)
     ]
-    assert settings.key is not None
-    assert settings.key.public_key() == settings.chain[0].public_key()
+    assert material.key is not None
+    assert material.key.public_key() == material.chain[0].public_key()
 
 
 def test_defaults() -> None:
     """Settings with nothing given have no identity, trust nothing and allow 1.2-1.3."""
     settings = TLSSettings()
-    assert settings.chain == ()
-    assert settings.key is None
-    assert settings.trusted == ()
+    material = Material.load(settings)
+    assert material.chain == ()
+    assert material.key is None
+    assert material.trusted == ()
     assert settings.verify is None
     assert (settings.min_tls, settings.max_tls) == (None, None)
     assert (settings.policy.min_tls, settings.policy.max_tls) == (
@@ -461,8 +462,9 @@ def test_key_defaults_to_certificate_file(ca: trustme.CA, tmp_path: Path) -> Non
     both = _write(tmp_path, "both.pem", leaf.private_key_and_cert_chain_pem.bytes())
     settings = TLSSettings(certificate=both)
     assert settings.private_key is None
-    assert settings.key is not None
-    assert settings.key.public_key() == settings.chain[0].public_key()
+    material = Material.load(settings)
+    assert material.key is not None
+    assert material.key.public_key() == material.chain[0].public_key()
 
 
 def test_ca_files_load_all_certificates(tls_files: TLSFiles, tmp_path: Path) -> None:
@@ -472,8 +474,8 @@ def test_ca_files_load_all_certificates(tls_files: TLSFiles, tmp_path: Path) -> 
         "bundle.pem",
         tls_files.ca.read_bytes() + tls_files.client_ca.read_bytes(),
     )
-    settings = TLSSettings(ca=(bundle, tls_files.ca))
-    assert [c.subject.rfc4514_string() for c in settings.trusted] == [
+    material = Material.load(TLSSettings(ca=(bundle, tls_files.ca)))
+    assert [c.subject.rfc4514_string() for c in material.trusted] == [
         _subject(tls_files.ca),
         _subject(tls_files.client_ca),
         _subject(tls_files.ca),
@@ -507,7 +509,7 @@ def test_settings_are_frozen(tls_files: TLSFiles) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.ciphers = "NULL"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        settings.trusted = ()  # type: ignore[misc]
+        settings.ca = ()  # type: ignore[misc]
     assert settings.ciphers != "NULL"
 
 
@@ -526,7 +528,8 @@ def test_replace_changes_a_field(tls_files: TLSFiles) -> None:
     changed = settings.replace(max_tls=TLSVersion.TLSv1_2, verify=VerifyMode.NONE)
     assert (changed.max_tls, changed.verify) == (TLSVersion.TLSv1_2, VerifyMode.NONE)
     assert (settings.policy.max_tls, settings.verify) == (TLSVersion.TLSv1_3, None)
-    assert changed.trusted == settings.trusted
+    assert changed.ca == settings.ca
+    assert Material.load(changed).trusted == Material.load(settings).trusted
 
 
 def test_replace_validates(tls_files: TLSFiles) -> None:
@@ -536,30 +539,32 @@ def test_replace_validates(tls_files: TLSFiles) -> None:
         settings.replace(max_tls=TLSVersion.TLSv1_2)
 
 
-def test_replace_rereads_files(tls_files: TLSFiles, ca: trustme.CA) -> None:
-    """replace() with no changes re-reads the files: a renewed certificate is picked up."""
+def test_loading_again_rereads_files(tls_files: TLSFiles, ca: trustme.CA) -> None:
+    """Loading the material again re-reads the files: a renewed certificate is picked up."""
     settings = TLSSettings(
         certificate=tls_files.server_cert, private_key=tls_files.server_key
     )
-    old_serial = settings.chain[0].serial_number
+    loaded = Material.load(settings)
+    old_serial = loaded.chain[0].serial_number
     renewed = ca.issue_cert("localhost", common_name="renewed")
     write_cert(renewed, tls_files.server_cert.parent, tls_files.server_cert.stem)
 
-    reread = settings.replace()
+    reread = Material.load(settings)
 
     assert reread.chain[0].serial_number != old_serial
     assert reread.chain[0].subject.rfc4514_string() == _subject(tls_files.server_cert)
     assert "CN=renewed" in reread.chain[0].subject.rfc4514_string()
     assert reread.key is not None
     assert reread.key.public_key() == reread.chain[0].public_key()
-    assert settings.chain[0].serial_number == old_serial
+    assert loaded.chain[0].serial_number == old_serial
+    assert Material.load(settings.replace()).chain[0].serial_number != old_serial
 
 
-def test_replace_rereads_ca_files(tls_files: TLSFiles) -> None:
-    """replace() re-reads --ca files, so a changed bundle is picked up."""
+def test_loading_again_rereads_ca_files(tls_files: TLSFiles) -> None:
+    """Loading the material again re-reads --ca files: a changed bundle is picked up."""
     settings = TLSSettings(ca=(tls_files.ca,))
     tls_files.ca.write_bytes(tls_files.client_ca.read_bytes())
-    assert [c.subject for c in settings.replace().trusted] == [
+    assert [c.subject for c in Material.load(settings).trusted] == [
         x509.load_pem_x509_certificate(tls_files.client_ca.read_bytes()).subject
     ]
 
@@ -572,6 +577,8 @@ def test_replace_fails_when_files_became_invalid(tls_files: TLSFiles) -> None:
     tls_files.server_key.write_bytes(tls_files.client_key.read_bytes())
     with pytest.raises(ConfigurationError, match="private key does not match"):
         settings.replace()
+    with pytest.raises(ConfigurationError, match="private key does not match"):
+        Material.load(settings)
 
 
 def test_from_strings_maps_to_typed_values(tls_files: TLSFiles) -> None:

@@ -95,11 +95,11 @@ def test_listen_is_repeatable_and_ordered(tls_files: TLSFiles) -> None:
 
 def test_ca_is_repeatable(tls_files: TLSFiles) -> None:
     """Each --ca adds one CA file, and all their certificates are trusted."""
-    settings = _configuration(
+    configuration = _configuration(
         *_cert_args(tls_files), "--ca", tls_files.client_ca, "--ca", tls_files.ca
-    ).settings
-    assert settings.ca == (tls_files.client_ca, tls_files.ca)
-    assert len(settings.trusted) == 2
+    )
+    assert configuration.settings.ca == (tls_files.client_ca, tls_files.ca)
+    assert len(configuration.material.trusted) == 2
 
 
 def test_policy_flags_are_typed(tls_files: TLSFiles) -> None:
@@ -138,9 +138,9 @@ def test_key_defaults_to_cert_file(tls_files: TLSFiles, tmp_path: Path) -> None:
         tls_files.server_cert.read_bytes() + tls_files.server_key.read_bytes()
     )
     combined.chmod(0o600)  # private key material: owner only
-    settings = _configuration("--cert", combined).settings
-    assert settings.certificate == combined
-    assert settings.key is not None
+    configuration = _configuration("--cert", combined)
+    assert configuration.settings.certificate == combined
+    assert configuration.material.key is not None
 
 
 def test_non_loopback_listen_allowed_with_certificate(tls_files: TLSFiles) -> None:

@@ -3,7 +3,8 @@ tlsecho: a TLS echo server and client that show how to do TLS right with Twisted
 
 One L{TLSSettings} value (certificate chain and key, trust roots, verification
 policy, ciphers, protocol versions) builds both the server's and the client's
-TLS, on top of any Twisted endpoint::
+TLS, on top of any Twisted endpoint; L{Material.load} reads the files it names
+(the creators do that themselves)::
 
     settings = TLSSettings(certificate=Path("server.pem"), private_key=Path("server.key"))
     endpoint = server_endpoint(reactor, "tcp:8443", server_creator(settings))
@@ -26,6 +27,7 @@ from ._errors import (
     HandshakeFailed,
     PeerRejected,
 )
+from ._material import Material
 from ._policy import Profile
 from ._server import EchoService
 from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
@@ -47,6 +49,7 @@ __all__ = [
     "EchoServerProtocol",
     "EchoService",
     "HandshakeFailed",
+    "Material",
     "PeerRejected",
     "Profile",
     "SNICertificate",

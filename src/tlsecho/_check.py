@@ -23,6 +23,7 @@ from twisted.python import usage
 
 from ._configuration import ServerConfiguration
 from ._identity import CertificateNames, spki_sha256
+from ._options import Side
 from ._policy import version_name
 from ._version import describe, versions
 
@@ -59,7 +60,7 @@ def _chain_report(
         "file": str(path),
         "key_file": str(key_path),
         "key_file_mode": None if mode is None else f"{mode:04o}",
-        "key_matches": True,  # TLSSettings refuses a key that does not match
+        "key_matches": True,  # Material.load refuses a key that does not match
         "chain_in_order": True,  # and a chain out of order
         "chain": completeness,
         "certificates": certificates,
@@ -70,12 +71,12 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
     """
     Everything C{tlsecho check} says about a valid configuration, as data.
     """
-    settings = configuration.settings
+    settings, material = configuration.settings, configuration.material
     policy = settings.policy
     served = [
-        _chain_report("--cert", settings.certificate, settings.private_key, settings.chain)
+        _chain_report("--cert", settings.certificate, settings.private_key, material.chain)
     ]
-    for entry, chain, _ in settings.sni_identities:
+    for entry, chain, _ in material.sni_identities:
         served.append(
             _chain_report(
                 f"--sni {entry.name}", entry.certificate, entry.private_key, chain
@@ -87,8 +88,8 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
         "development_certificate": configuration.development is not None,
         "served": served,
         "ca_files": [str(p) for p in settings.ca],
-        "ca_certificates": len(settings.trusted),
-        "verify": (settings.verify.value if settings.verify else "none"),
+        "ca_certificates": len(material.trusted),
+        "verify": settings.verify_for(Side.SERVER).value,
         "profile": settings.profile.value,
         "tls_versions": [version_name(policy.min_tls), version_name(policy.max_tls)],
         "tls12_ciphers": policy.ciphers.split(":") if policy.ciphers else [],
@@ -98,7 +99,7 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
         "ticket_key_file": (
             str(settings.ticket_key_file) if settings.ticket_key_file else None
         ),
-        "warnings": settings.warnings(),
+        "warnings": material.warnings(),
     }
 
 

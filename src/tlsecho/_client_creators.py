@@ -23,8 +23,9 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._contexts import TrustRoot, finish, options_for
-from ._errors import ConfigurationError
+from ._material import Material
 from ._openssl_internals import expect_peer_name
+from ._options import Side
 from ._reference_name import ReferenceName, reference_name
 from ._refusals import register_trust
 from ._server_checks import HandshakeCheck, NameCheck, check_staple
@@ -77,6 +78,7 @@ def client_creator(
     settings: TLSSettings,
     servername: str,
     extra_trust: Sequence[x509.Certificate] = (),
+    material: Material | None = None,
 ) -> IOpenSSLClientConnectionCreator:
     """
     The client connection creator for C{settings}, connecting to C{servername}.
@@ -90,37 +92,25 @@ def client_creator(
     server's key on top of that, or instead of it with C{VerifyMode.NONE}, which
     otherwise checks nothing: insecure, for diagnosis only.
 
+    @param material: The files of C{settings}, loaded; by default they are
+        loaded now.
     @raise ConfigurationError: for C{VerifyMode.OPTIONAL}, which is a server
-        policy, for server-only options, and for a C{servername} that is
-        neither a host name nor an IP address.
+        policy, for server-only options, for a C{servername} that is neither a
+        host name nor an IP address, and for a file that cannot be loaded.
     """
-    verify = settings.verify or VerifyMode.REQUIRED
-    if verify is VerifyMode.OPTIONAL:
-        raise ConfigurationError(
-            "--verify", "optional is a server policy; the client takes required or none"
-        )
-    if (
-        settings.sni
-        or settings.sni_strict
-        or settings.ocsp_response
-        or settings.allowed
-        or settings.ticket_key_file
-    ):
-        raise ConfigurationError(
-            "--sni/--allow-*/--ocsp-response/--ticket-key-file",
-            "are server options, not client options",
-        )
+    settings.check_for_client()
     reference = reference_name(servername)
+    material = material or Material.load(settings)
     trust = None
     extra: dict[str, Any] = {}
-    if verify is VerifyMode.REQUIRED:
+    if settings.verify_for(Side.CLIENT) is VerifyMode.REQUIRED:
         trust = TrustRoot(
-            list(settings.trusted) + list(extra_trust),
-            platform=not settings.trusted,
-            crls=settings.crls,
+            list(material.trusted) + list(extra_trust),
+            platform=not material.trusted,
+            crls=material.crls,
         )
         extra["trustRoot"] = trust
-    options = options_for(settings, settings.chain, settings.key, **extra)
+    options = options_for(settings, material.chain, material.key, **extra)
     context = options.getContext()
     finish(context, settings)
     if settings.require_ocsp_staple:

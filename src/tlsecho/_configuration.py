@@ -21,6 +21,7 @@ from ._creators import ServerConnectionCreator, server_creator
 from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._endpoints import plain_server_endpoint, require_loopback
 from ._errors import ConfigurationError
+from ._material import Material
 from ._options import ServiceOptions, Side, option_named, options_for
 from ._proxy import TrustedSources, trusted_sources
 from ._reload import settings_files
@@ -68,7 +69,7 @@ class ServerConfiguration:
     @ivar service: The service options (timeouts, limits, workers, metrics,
         log format, reload interval).
     @ivar creator: The server connection creator for these settings, built
-        (and so checked) once.
+        (and so checked) once, with the material it loaded.
 
     @raise ConfigurationError: if the settings cannot serve (no certificate,
         client verification without CAs) or the development certificate would
@@ -93,6 +94,13 @@ class ServerConfiguration:
                     "give --cert and --key to listen elsewhere",
                 )
         object.__setattr__(self, "creator", server_creator(self.settings))
+
+    @property
+    def material(self) -> Material:
+        """
+        The files of the settings, as loaded for L{creator}.
+        """
+        return self.creator.material
 
     @classmethod
     def from_options(
@@ -158,7 +166,7 @@ class ServerConfiguration:
         @raise ConfigurationError: if the result is invalid.
         """
         if self.options is None:
-            return replace(self, settings=self.settings.replace())
+            return replace(self)  # the same settings, with their material loaded again
         return ServerConfiguration.from_options(self.options, check_listen=False)
 
     def restart_needed_for(self, new: ServerConfiguration) -> list[str]:

@@ -1,14 +1,15 @@
 """
-Build the server's Twisted TLS connection creator from L{TLSSettings}: the seam
-between the settings and every server endpoint.  L{tlsecho._client_creators}
-makes the client's; L{tlsecho._contexts} holds what both share; L{tlsecho._sni}
-picks the certificate for the name a client asks for.
+Build the server's Twisted TLS connection creator from L{TLSSettings} and the
+L{Material} loaded from its files: the seam between the settings and every
+server endpoint.  L{tlsecho._client_creators} makes the client's;
+L{tlsecho._contexts} holds what both share; L{tlsecho._sni} picks the
+certificate for the name a client asks for.
 
 Each pyOpenSSL context is built on Twisted's L{CertificateOptions} and finished
-(policy, callbacks, CRLs, session tickets) once per settings value, never per
+(policy, callbacks, CRLs, session tickets) once per creator, never per
 connection: a context that has served a connection cannot be changed, so new
-settings mean a new creator.  Every callback handed to OpenSSL catches and
-logs its exceptions, which would otherwise vanish.
+settings or newly loaded material mean a new creator.  Every callback handed to
+OpenSSL catches and logs its exceptions, which would otherwise vanish.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
 from ._contexts import add_crls, finish, options_for
-from ._errors import ConfigurationError
 from ._identity import describe_identity
+from ._material import Material
 from ._openssl_internals import quiet_excepthook_for, reject_verified_as_bad_certificate
+from ._options import Side
 from ._pem import TLSPrivateKey
 from ._refusals import record_refusal, record_verify_error
 from ._settings import TLSSettings, VerifyMode
@@ -53,38 +55,6 @@ class NoApplicationProtocol(SSL.Error):
     """
 
 
-def _check_serveable(settings: TLSSettings) -> None:
-    """
-    Refuse server settings that could never complete a handshake or that ask
-    for client checks without the means to do them.
-    """
-    verify = settings.verify or VerifyMode.NONE
-    if settings.key is None:
-        raise ConfigurationError("--cert", "the server needs a certificate and key")
-    if verify is not VerifyMode.NONE and not settings.trusted:
-        raise ConfigurationError(
-            "--verify",
-            f"{verify.value} needs --ca: the CA certificates that client "
-            "certificates must chain to",
-        )
-    if settings.allowed and verify is not VerifyMode.REQUIRED:
-        # With "optional", a client that sends no certificate would pass every
-        # rule unchecked: refuse the combination rather than surprise.
-        raise ConfigurationError(
-            "--allow-cn/--allow-dns/--allow-uri/--allow-spki",
-            "need --verify required (and --ca): with optional, clients without a "
-            "certificate would get in unchecked",
-        )
-    if settings.crls and verify is VerifyMode.NONE:
-        raise ConfigurationError(
-            "--crl", "checks client certificates: it needs --verify optional or required"
-        )
-    if settings.pins:
-        raise ConfigurationError("--pin-spki", "is a client option")
-    if settings.require_ocsp_staple:
-        raise ConfigurationError("--require-ocsp-staple", "is a client option")
-
-
 @implementer(IOpenSSLServerConnectionCreator)
 class ServerConnectionCreator:
     """
@@ -92,57 +62,64 @@ class ServerConnectionCreator:
     shared by every connection.
 
     @ivar settings: The settings this creator was built from.
+    @ivar material: The files of C{settings}, as loaded for this creator.
     """
 
-    def __init__(self, settings: TLSSettings):
-        _check_serveable(settings)
+    def __init__(self, settings: TLSSettings, material: Material | None = None):
+        """
+        @param material: The files of C{settings}, loaded; by default they are
+            loaded now.
+        @raise ConfigurationError: as L{TLSSettings.check_for_server}, or for a
+            file that cannot be loaded.
+        """
+        settings.check_for_server()
         self.settings = settings
-        assert settings.key is not None
-        self._default = self._options_for(settings.chain, settings.key)
+        self.material = material = material or Material.load(settings)
+        self._verify_mode = settings.verify_for(Side.SERVER)
+        assert material.key is not None
+        self._default = self._options_for(material.chain, material.key)
         # Sessions resume only under the SNI name they were made with.
         bind_sessions_to_server_name(self._default.getContext(), self._policy_context())
-        if settings.ocsp_staple is not None:
-            staple = settings.ocsp_staple
+        if material.ocsp_staple is not None:
+            staple = material.ocsp_staple
             self._default.getContext().set_ocsp_server_callback(lambda c, d: staple)
         self._by_name = [
             (entry, self._options_for(chain, key).getContext())
-            for entry, chain, key in settings.sni_identities
+            for entry, chain, key in material.sni_identities
         ]
         if self._by_name or settings.sni_strict:
             self._default.getContext().set_tlsext_servername_callback(self._select)
             if settings.sni_strict:
                 quiet_excepthook_for(UnrecognizedName)
-                warn_if_default_serves_no_name(settings.chain[0])
+                warn_if_default_serves_no_name(material.chain[0])
 
     def _policy_context(self) -> bytes:
         """
         The session ID context of the client-admission policy.
         """
-        settings = self.settings
         return session_id_context(
-            (settings.verify or VerifyMode.NONE).value,
-            settings.trusted,
-            settings.crls,
-            settings.allowed.rules(),
+            self._verify_mode.value,
+            self.material.trusted,
+            self.material.crls,
+            self.settings.allowed.rules(),
         )
 
     def _options_for(
         self, chain: Sequence[x509.Certificate], key: TLSPrivateKey
     ) -> CertificateOptions:
-        settings = self.settings
-        verify = settings.verify or VerifyMode.NONE
-        verifying = verify is not VerifyMode.NONE
+        settings, material = self.settings, self.material
+        verifying = self._verify_mode is not VerifyMode.NONE
         options = options_for(
             settings,
             chain,
             key,
             verify=verifying,
             caCerts=(
-                [crypto.X509.from_cryptography(c) for c in settings.trusted]
+                [crypto.X509.from_cryptography(c) for c in material.trusted]
                 if verifying
                 else None
             ),
-            requireCertificate=verify is VerifyMode.REQUIRED,
+            requireCertificate=self._verify_mode is VerifyMode.REQUIRED,
             # Stateless tickets, so that TLS 1.3 sessions resume at all: with
             # Twisted's default (no tickets, no session cache) a client is
             # handed tickets that can never be used.
@@ -151,18 +128,18 @@ class ServerConnectionCreator:
         context = options.getContext()
         finish(context, settings)
         context.set_session_id(self._policy_context())
-        if settings.ticket_keys is not None:
-            install_ticket_keys(context, settings.ticket_keys)
+        if material.ticket_keys is not None:
+            install_ticket_keys(context, material.ticket_keys)
         context.set_verify(context.get_verify_mode(), self._verify)
         if settings.allowed:
             reject_verified_as_bad_certificate(context)
         if verifying:
             # Tell clients which CAs we accept, as 'openssl s_client' shows.
-            for certificate in settings.trusted:
+            for certificate in material.trusted:
                 context.add_client_ca(certificate)
             store = context.get_cert_store()
             assert store is not None
-            add_crls(store, settings.crls)
+            add_crls(store, material.crls)
         # Always ours: Twisted's own callback answers "no overlap" with an empty
         # protocol name, which OpenSSL 3.x/4 turns into an internal_error alert
         # for every client that offers ALPN (browsers, curl) to a server
@@ -223,7 +200,7 @@ class ServerConnectionCreator:
         The SNI callback: the context for the requested name (L{select_context}).
         """
         select_context(
-            connection, self._by_name, self.settings.chain[0], self.settings.sni_strict
+            connection, self._by_name, self.material.chain[0], self.settings.sni_strict
         )
 
     def serverConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
@@ -233,11 +210,15 @@ class ServerConnectionCreator:
         return self._default.serverConnectionForTLS(tlsProtocol)
 
 
-def server_creator(settings: TLSSettings) -> ServerConnectionCreator:
+def server_creator(
+    settings: TLSSettings, material: Material | None = None
+) -> ServerConnectionCreator:
     """
-    The server connection creator for C{settings}.
+    The server connection creator for C{settings}, serving C{material} (by
+    default, the files of C{settings} loaded now).
 
     @raise ConfigurationError: if C{settings} has no certificate, asks for
-        client certificates without C{ca}, or has client-only options.
+        client certificates without C{ca}, or has client-only options; or if
+        a file cannot be loaded.
     """
-    return ServerConnectionCreator(settings)
+    return ServerConnectionCreator(settings, material)

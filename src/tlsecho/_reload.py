@@ -2,12 +2,12 @@
 Reload the TLS configuration without dropping connections.
 
 A L{ReloadingCreator} is the connection creator every listener uses; it hands
-each new connection to the current L{ServerConnectionCreator}.  L{reload} reads
-every file again (certificate, key, CAs, CRLs, SNI certificates, OCSP response,
-session-ticket keys)
-into new settings and, only if they are valid, swaps in a new creator in one
-assignment.  Connections already open keep the context they were made with; a
-reload that fails logs one line and leaves the old configuration serving.
+each new connection to the current L{ServerConnectionCreator}.  L{reload} loads
+the material again (certificate, key, CAs, CRLs, SNI certificates, OCSP
+response, session-ticket keys: see L{Material.load}) and, only if it is valid,
+swaps in a new creator in one assignment.  Connections already open keep the
+context they were made with; a reload that fails logs one line and leaves the
+old configuration serving.
 
 L{FileWatch} notices changed files (size, modification time or content) for
 C{--reload-interval}.
@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from ._creators import ServerConnectionCreator
 from ._errors import ConfigurationError
+from ._material import Material
 from ._options import OPTIONS, Side
 from ._settings import TLSSettings
 
@@ -64,21 +65,19 @@ class ReloadingCreator:
         self,
         creator: ServerConnectionCreator,
         load: Callable[[], ServerConnectionCreator] | None = None,
-        on_reload: Callable[[TLSSettings | None], object] | None = None,
+        on_reload: Callable[[Material | None], object] | None = None,
     ):
         """
         @param creator: The creator to start with.
         @param load: Reads the configuration again (the configuration file
-            included) into a new creator; by default the current settings
-            re-read their files.
-        @param on_reload: Told the new settings after each reload, or L{None}
+            included) into a new creator; by default the material of the
+            current settings is loaded again.
+        @param on_reload: Told the new material after each reload, or L{None}
             when one failed (for metrics).
         """
         self.current = creator
-        self._load = load or (
-            lambda: ServerConnectionCreator(self.current.settings.replace())
-        )
-        self._on_reload = on_reload or (lambda settings: None)
+        self._load = load or (lambda: ServerConnectionCreator(self.current.settings))
+        self._on_reload = on_reload or (lambda material: None)
         self.reloads_ok = 0
         self.reloads_failed = 0
 
@@ -105,16 +104,16 @@ class ReloadingCreator:
             )
             return False
         self.current = creator
-        settings = creator.settings
+        material = creator.material
         self.reloads_ok += 1
-        self._on_reload(settings)
-        leaf = settings.chain[0]
+        self._on_reload(material)
+        leaf = material.chain[0]
         _log.info(
             "reloaded the TLS configuration: serving {subject} (valid until {not_after})",
             subject=leaf.subject.rfc4514_string(),
             not_after=f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
         )
-        for warning in settings.warnings():
+        for warning in material.warnings():
             _log.warn("{warning}", warning=warning)
         return True
 

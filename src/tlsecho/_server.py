@@ -24,9 +24,9 @@ from ._creators import ServerConnectionCreator
 from ._echoserver import EchoServerFactory
 from ._endpoints import server_endpoint
 from ._listening import AnnouncingEndpoint, bind_or_explain, metrics_service
+from ._material import Material
 from ._metrics import ServerMetrics
 from ._reload import FileWatch, ReloadingCreator
-from ._settings import TLSSettings
 from ._version import describe
 
 __all__ = ["EchoService"]
@@ -84,7 +84,7 @@ class EchoService(MultiService):
         self.metrics: ServerMetrics | None = None
         if metrics is not None:
             self.metrics = self.factory.metrics = ServerMetrics()
-            self.metrics.serving(_served(configuration.settings))
+            self.metrics.serving(_served(configuration.material))
             if serve_metrics:
                 metrics_service(reactor, metrics, self.metrics.registry).setServiceParent(
                     self
@@ -150,7 +150,7 @@ class EchoService(MultiService):
         self._announced = True
         if not self._worker:
             _log.info("starting {versions}", versions=describe())
-        for warning in self.configuration.settings.warnings():
+        for warning in self.configuration.material.warnings():
             _log.warn("{warning}", warning=warning)
         development = self.configuration.development
         if development is not None:
@@ -265,17 +265,17 @@ class EchoService(MultiService):
             warn_restart_needed(self.configuration, new)
         return new.creator
 
-    def _reloaded(self, settings: TLSSettings | None) -> None:
+    def _reloaded(self, material: Material | None) -> None:
         if self.metrics is not None:
-            self.metrics.reloaded(settings is not None)
-            if settings is not None:
-                self.metrics.serving(_served(settings))
+            self.metrics.reloaded(material is not None)
+            if material is not None:
+                self.metrics.serving(_served(material))
 
 
-def _served(settings: TLSSettings) -> list[tuple[str, x509.Certificate]]:
+def _served(material: Material) -> list[tuple[str, x509.Certificate]]:
     """The served certificates, named by the option that gives them."""
-    served = [("--cert", settings.chain[0])] if settings.chain else []
-    return served + [(entry.name, chain[0]) for entry, chain, _ in settings.sni_identities]
+    served = [("--cert", material.chain[0])] if material.chain else []
+    return served + [(entry.name, chain[0]) for entry, chain, _ in material.sni_identities]
 
 
 def _abort(protocol: Any) -> None:

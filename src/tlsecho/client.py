@@ -27,6 +27,7 @@ from ._echoclient import echo
 from ._endpoints import client_endpoint, parse_address
 from ._errors import ConfigurationError, EchoError
 from ._listen import is_loopback_host
+from ._material import Material
 from ._options import Side, options_for
 from ._pem import load_ca_certificates
 from ._reference_name import reference_name
@@ -172,13 +173,14 @@ async def _run(
         # Refuse a name that cannot be checked here, naming the option it came from.
         reference_name(servername, "--servername" if args.servername else "HOST:PORT")
         development = _development_trust(host, args)
-        creator = client_creator(settings, servername, development)
+        material = Material.load(settings)
+        creator = client_creator(settings, servername, development, material)
     except ConfigurationError as e:
         if e.option == "--keylog-file" and not args.keylog_file:
             e = ConfigurationError("SSLKEYLOGFILE", e.reason, e.path)
         stderr.write(f"{PROG}: {e}\n")
         raise SystemExit(EXIT_USAGE) from None
-    if settings.verify is VerifyMode.NONE and not settings.pins:
+    if settings.verify_for(Side.CLIENT) is VerifyMode.NONE and not settings.pins:
         stderr.write(
             f"{PROG}: warning: --verify none: the server's certificate and name "
             "are NOT checked; anyone could be answering\n"
@@ -188,7 +190,7 @@ async def _run(
             f"{PROG}: warning: writing TLS secrets to {settings.keylog_file}; "
             "anyone who reads it can decrypt this connection\n"
         )
-    for warning in settings.crl_warnings(development):
+    for warning in material.crl_warnings(development):
         stderr.write(f"{PROG}: warning: {warning}\n")
     payload = stdin.read()
     endpoint = client_endpoint(reactor, host, port, creator, timeout=args.timeout)
@@ -202,7 +204,7 @@ async def _run(
         )
     except EchoError as e:
         reason = e.reason
-        if settings.key is not None and e.exit_status == 4 and reason in _REFUSED_US:
+        if material.key is not None and e.exit_status == 4 and reason in _REFUSED_US:
             reason = f"not authorized by the server ({reason})"
         stderr.write(f"{PROG}: {reason} (server {servername!r} at {host}:{port})\n")
         raise SystemExit(e.exit_status) from None

@@ -16,6 +16,7 @@ from twisted.internet.interfaces import (
 from tlsecho import (
     EchoMismatch,
     EchoServerFactory,
+    Material,
     ServerConnectionCreator,
     TLSSettings,
     TLSVersion,
@@ -37,12 +38,16 @@ def build(reactor: object) -> Deferred[bytes]:
         min_tls=TLSVersion.TLSv1_3,
     )
     renewed: TLSSettings = settings.replace()
-    creator: ServerConnectionCreator = server_creator(renewed)
+    creator: ServerConnectionCreator = server_creator(renewed, Material.load(renewed))
     listening: IStreamServerEndpoint = server_endpoint(reactor, "tcp:8443", creator)
     listening.listen(EchoServerFactory())
     client: IOpenSSLClientConnectionCreator = client_creator(settings, "localhost")
     endpoint: IStreamClientEndpoint = client_endpoint(reactor, "localhost", 8443, client)
     return echo(endpoint, b"hello", reactor=None, timeout=5.0)
+
+
+def warnings_about(settings: TLSSettings) -> list[str]:
+    return Material.load(settings).warnings()
 
 
 def where_it_differs(error: EchoMismatch) -> int | None:
