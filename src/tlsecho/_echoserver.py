@@ -195,8 +195,8 @@ class EchoServerProtocol(Protocol):
         else:
             self.log.info(
                 "{peer}: {reason} after {bytes_out} bytes echoed{unsent} in "
-                "{duration:.3f}s ({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, "
-                "client {client})",
+                "{duration:.3f}s ({tls_version}, {cipher}, group {group}, SNI {sni}, "
+                "ALPN {alpn}, client {client})",
                 unsent=(
                     f" (of {fields['bytes_in']} received)"
                     if fields["bytes_out"] != fields["bytes_in"]
@@ -224,6 +224,7 @@ class EchoServerProtocol(Protocol):
             "client": None,
             "tls_version": None,
             "cipher": None,
+            "group": None,
             "sni": None,
         }
 

@@ -52,13 +52,20 @@ __all__ = [
 #: "intermediate" profile's list).
 DEFAULT_CIPHERS = ":".join(INTERMEDIATE_CIPHERS)
 
+#: The warning C{--profile old} gives, at start and in C{tlsecho check}.
+OLD_PROFILE_WARNING = (
+    "--profile old: TLS 1.0 and 1.1, CBC and non-forward-secret ciphers are on, "
+    "at OpenSSL security level 0; for testing legacy peers only"
+)
+
 #: A served certificate that expires within this is warned about.
 EXPIRY_WARNING = datetime.timedelta(days=30)
 
 
 def parse_tls_version(text: str, option: str) -> TLSVersion:
     """
-    Turn C{"1.2"} or C{"1.3"} into a L{TLSVersion}.
+    Turn C{"1.2"} or C{"1.3"} (or, for C{--profile old}, C{"1.0"} or
+    C{"1.1"}) into a L{TLSVersion}.
 
     @raise ConfigurationError: for anything else, naming C{option}.
     """
@@ -66,7 +73,9 @@ def parse_tls_version(text: str, option: str) -> TLSVersion:
         return TLS_VERSIONS[text.strip().removeprefix("TLSv").removeprefix("tls")]
     except KeyError:
         raise ConfigurationError(
-            option, f"unknown TLS version {text!r} (expected 1.2 or 1.3)"
+            option,
+            f"unknown TLS version {text!r} (expected 1.2 or 1.3; "
+            "1.0 or 1.1 with --profile old)",
         ) from None
 
 
@@ -172,9 +181,13 @@ class TLSSettings:
     @ivar verify: The verification policy; L{None} means the safe default of the
         side that uses it: the server asks for no client certificate, and the
         client verifies the server's chain and host name.
-    @ivar profile: The Mozilla-style policy profile the next three refine.
+    @ivar profile: The Mozilla-style policy profile the next five refine.
     @ivar ciphers: OpenSSL cipher string narrowing the profile's TLS 1.2
         ciphers; L{None} for all of them.
+    @ivar tls13_ciphers: TLS 1.3 suites (C{:}-separated) narrowing the
+        profile's three; L{None} for all of them.
+    @ivar groups: Key exchange groups (C{:}-separated, most preferred first)
+        narrowing the profile's; L{None} for all the linked OpenSSL has.
     @ivar min_tls: The lowest protocol version accepted; L{None}: the profile's.
     @ivar max_tls: The highest protocol version offered; L{None}: TLS 1.3.
     @ivar allow_cn: Server: authorize client certificates with this subject CN.
@@ -218,6 +231,8 @@ class TLSSettings:
     verify: VerifyMode | None = None
     profile: Profile = Profile.INTERMEDIATE
     ciphers: str | None = None
+    tls13_ciphers: str | None = None
+    groups: str | None = None
     min_tls: TLSVersion | None = None
     max_tls: TLSVersion | None = None
     allow_cn: tuple[str, ...] = ()
@@ -263,7 +278,15 @@ class TLSSettings:
     def __post_init__(self) -> None:
         self._normalise()
         self._set(
-            "policy", resolve_policy(self.profile, self.ciphers, self.min_tls, self.max_tls)
+            "policy",
+            resolve_policy(
+                self.profile,
+                self.ciphers,
+                self.min_tls,
+                self.max_tls,
+                groups=self.groups,
+                tls13_ciphers=self.tls13_ciphers,
+            ),
         )
         passphrase = None
         if self.key_passphrase_file is not None:
@@ -361,7 +384,7 @@ class TLSSettings:
         """
         What is valid but worth a warning: served certificates that expire
         within 30 days, or that are self-signed; CRLs that cannot work (see
-        L{crl_warnings}); a key log.
+        L{crl_warnings}); a key log; C{--profile old}.
         """
         now = now or datetime.datetime.now(datetime.UTC)
         found = []
@@ -384,6 +407,8 @@ class TLSSettings:
                     "clients can only trust it by pinning it"
                 )
         found.extend(self.crl_warnings(now=now))
+        if self.profile is Profile.OLD:
+            found.append(OLD_PROFILE_WARNING)
         if self.keylog_file is not None:
             found.append(
                 f"--keylog-file {self.keylog_file}: TLS secrets are being written; "
@@ -432,6 +457,8 @@ class TLSSettings:
         verify: str | None = None,
         profile: str | None = None,
         ciphers: str | None = None,
+        tls13_ciphers: str | None = None,
+        groups: str | None = None,
         min_tls: str | None = None,
         max_tls: str | None = None,
         allow_cn: Iterable[str] = (),
@@ -468,6 +495,8 @@ class TLSSettings:
             verify=None if verify is None else VerifyMode.parse(verify),
             profile=Profile.INTERMEDIATE if profile is None else Profile.parse(profile),
             ciphers=ciphers,
+            tls13_ciphers=tls13_ciphers,
+            groups=groups,
             min_tls=None if min_tls is None else parse_tls_version(min_tls, "--min-tls"),
             max_tls=None if max_tls is None else parse_tls_version(max_tls, "--max-tls"),
             allow_cn=_strings(allow_cn),
