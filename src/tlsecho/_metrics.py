@@ -94,6 +94,7 @@ FAILURE_CLASSES: tuple[str, ...] = (
     "certificate verify failed",
     "protocol version",
     "no cipher in common",
+    "no key exchange group in common",
     "no application protocol in common (ALPN)",
     "the peer sent plain HTTP to a TLS port",
     "the peer does not speak TLS",
