@@ -158,6 +158,8 @@ def _switch_text(text: str, option: str) -> bool:
 
 
 TEXT = ValueType[str]("a string", "TEXT", '"..."', _text)
+#: Names separated by colons (TLS 1.3 suites, groups), checked by the policy.
+NAMES = ValueType[str]("a colon-separated list", "LIST", '"X25519MLKEM768:X25519"', _text)
 PATH = ValueType[str]("a file name", "FILE", '"server.pem"', _text)
 ENDPOINT = ValueType[str](
     "an endpoint description", "DESC", '"tcp:8443:interface=127.0.0.1"', _text
@@ -345,7 +347,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "tls13-ciphers",
-        TEXT,
+        NAMES,
         "TLS 1.3 suites narrowing the profile's TLS_AES_128_GCM_SHA256:"
         "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256, in order of "
         "preference.",
@@ -353,7 +355,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "groups",
-        TEXT,
+        NAMES,
         "Key exchange groups narrowing the profile's X25519MLKEM768:X25519:"
         "prime256v1:secp384r1 (less any the linked OpenSSL lacks), in order of "
         "preference.",
