@@ -47,7 +47,7 @@ def test_good_configuration_reports_and_exits_zero(tls_files: TLSFiles) -> None:
     assert "CA certificates: 1 from 1 file(s)" in out
     assert "protocols: TLS 1.2 to TLS 1.3 (profile intermediate)" in out
     assert "TLS 1.2 ciphers: ECDHE-ECDSA-AES128-GCM-SHA256:" in out
-    assert "groups: X25519:P-256:P-384" in out
+    assert "groups: X25519MLKEM768:X25519:prime256v1:secp384r1" in out
     assert "session tickets: keys of each process's own" in out
     assert out.rstrip().endswith("result: ok")
 

@@ -232,6 +232,7 @@ def test_transport_without_tls_connection(transport: object) -> None:
     assert connection_summary(transport) == {
         "tls_version": None,
         "cipher": None,
+        "group": None,
         "sni": None,
     }
 

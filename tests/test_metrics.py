@@ -44,7 +44,10 @@ def test_metrics_limits_and_log_fields(servers: list, tls_files: TLSFiles) -> No
     port = server.port
     result = run_client(server.address, "--ca", str(tls_files.ca), payload=b"x" * 1000)
     assert result.returncode == 0, result.stderr
-    server.wait_for(r"closed after 1000 bytes echoed .*TLSv1\.3, TLS_\w+, SNI None")
+    server.wait_for(
+        r"closed after 1000 bytes echoed .*TLSv1\.3, TLS_\w+, group \w+, "
+        r"SNI None"
+    )
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as plain,
         contextlib.suppress(ConnectionResetError),  # closed, maybe by a reset
@@ -80,7 +83,8 @@ def test_metrics_limits_and_log_fields(servers: list, tls_files: TLSFiles) -> No
         values['tlsecho_failures_total{reason="the peer sent plain HTTP to a TLS port"}']
         == 1
     )
-    assert values['tlsecho_handshakes_total{cipher="",outcome="failed",version=""}'] == 1
+    failed = 'tlsecho_handshakes_total{cipher="",group="none",outcome="failed",version=""}'
+    assert values[failed] == 1
     ok = [
         k
         for k in values

@@ -1,9 +1,9 @@
 """
 Tests for the TLS policy profiles (issue 3, item 1): Mozilla "intermediate" (the
 default: TLS 1.2 and 1.3, ECDHE with AEAD ciphers) and "modern" (TLS 1.3 only), the
-groups X25519, P-256 and P-384, ``--ciphers``/``--min-tls``/``--max-tls`` refining a
-profile, and what every context has: no compression, no renegotiation, the server's
-cipher order.
+groups X25519MLKEM768, X25519, P-256 and P-384, ``--ciphers``/``--min-tls``/``--max-tls``
+refining a profile, and what every context has: no compression, no renegotiation, the
+server's cipher order.
 
 Settings are checked directly, handshakes run in memory (tlsecho's own client, or a
 plain pyOpenSSL client for peers tlsecho refuses to be), and ``openssl s_client``
@@ -67,8 +67,10 @@ TLS13_SUITES = [
     "TLS_AES_256_GCM_SHA384",
     "TLS_CHACHA20_POLY1305_SHA256",
 ]
-#: OpenSSL's names for the groups X25519, P-256 and P-384.
-MOZILLA_GROUPS = {"x25519", "secp256r1", "prime256v1", "secp384r1"}
+#: OpenSSL's names for the groups X25519MLKEM768, X25519, P-256 and P-384.
+MOZILLA_GROUPS = {"X25519MLKEM768", "x25519", "secp256r1", "prime256v1", "secp384r1"}
+#: Mozilla's groups (guidelines 5.8), as the profiles spell them.
+PROFILE_GROUPS = "X25519MLKEM768:X25519:prime256v1:secp384r1"
 
 
 # Helpers ------------------------------------------------------------------------------
@@ -229,14 +231,15 @@ def _usage_error(*arguments: str) -> str:
 
 def test_intermediate_is_the_default_policy() -> None:
     """Settings without a profile resolve to intermediate: TLS 1.2 to 1.3, the ECDHE +
-    AEAD TLS 1.2 list, Mozilla's TLS 1.3 suites and groups X25519, P-256, P-384."""
+    AEAD TLS 1.2 list, Mozilla's TLS 1.3 suites and groups X25519MLKEM768, X25519,
+    P-256, P-384 (this OpenSSL has all four)."""
     settings = TLSSettings()
     assert settings.profile is Profile.INTERMEDIATE
     policy = settings.policy
     assert (policy.min_tls, policy.max_tls) == (TLSVersion.TLSv1_2, TLSVersion.TLSv1_3)
     assert policy.ciphers.split(":") == INTERMEDIATE_TLS12
     assert policy.tls13_suites.split(":") == TLS13_SUITES
-    assert policy.groups == "X25519:P-256:P-384"
+    assert policy.groups == PROFILE_GROUPS
 
 
 def test_intermediate_server_offers_exactly_the_aead_list(tls_files: TLSFiles) -> None:
@@ -324,7 +327,7 @@ def test_modern_policy_is_tls13_only() -> None:
     assert (policy.min_tls, policy.max_tls) == (TLSVersion.TLSv1_3, TLSVersion.TLSv1_3)
     assert policy.ciphers == ""
     assert policy.tls13_suites.split(":") == TLS13_SUITES
-    assert policy.groups == "X25519:P-256:P-384"
+    assert policy.groups == PROFILE_GROUPS
 
 
 def test_modern_refuses_tls12_client_in_memory(
@@ -486,14 +489,14 @@ def test_twistd_refuses_modern_with_max_tls_12(tls_files: TLSFiles) -> None:
     assert "listening" not in result.stdout
 
 
-@pytest.mark.parametrize("text", ["old", "", "legacy", "intermediate-v5"])
+@pytest.mark.parametrize("text", ["ancient", "", "legacy", "intermediate-v5"])
 def test_profile_parse_errors(text: str) -> None:
-    """Profile.parse refuses anything but intermediate and modern, naming the option
-    and the expected values."""
+    """Profile.parse refuses anything but intermediate, modern and old, naming the
+    option and the expected values."""
     with pytest.raises(ConfigurationError) as info:
         Profile.parse(text)
     assert str(info.value) == (
-        f"--profile: unknown profile {text!r} (expected intermediate or modern)"
+        f"--profile: unknown profile {text!r} (expected intermediate, modern or old)"
     )
     with pytest.raises(ConfigurationError, match=r"^profile: unknown profile"):
         Profile.parse(text, option="profile")
@@ -506,19 +509,21 @@ def test_profile_parse_accepts_any_case() -> None:
 
 
 def test_server_flag_with_unknown_profile_is_a_usage_error(tls_files: TLSFiles) -> None:
-    """The server's --profile old is refused by the option parser, naming --profile."""
+    """The server's --profile legacy is refused by the option parser, naming --profile."""
     message = _usage_error(
         *identity(tls_files),
         "--profile",
-        "old",
+        "legacy",
     )
-    assert message == "--profile: unknown profile 'old' (expected intermediate or modern)"
+    assert message == (
+        "--profile: unknown profile 'legacy' (expected intermediate, modern or old)"
+    )
 
 
 @pytest.mark.parametrize(
     ("arguments", "culprit"),
     [
-        (["--profile", "old"], "--profile: unknown profile 'old'"),
+        (["--profile", "legacy"], "--profile: unknown profile 'legacy'"),
         (["--ciphers", "AES128-SHA"], "--ciphers: 'AES128-SHA' leaves no usable"),
         (["--profile", "modern", "--max-tls", "1.2"], "--max-tls: 1.2 is below"),
     ],

@@ -376,14 +376,29 @@ def test_verify_mode_parse_accepts_any_case() -> None:
     assert VerifyMode.parse("REQUIRED") is VerifyMode.REQUIRED
 
 
-@pytest.mark.parametrize("text", ["1.1", "1.0", "3", "", "TLSv1.4"])
+@pytest.mark.parametrize("text", ["1.4", "3", "", "TLSv1.4", "SSLv3"])
 def test_unknown_tls_version(text: str) -> None:
-    """A TLS version other than 1.2 or 1.3 is refused, naming the option."""
+    """A TLS version other than 1.0 to 1.3 is refused, naming the option."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings.from_strings(max_tls=text)
     assert str(info.value) == (
-        f"--max-tls: unknown TLS version {text!r} (expected 1.2 or 1.3)"
+        f"--max-tls: unknown TLS version {text!r} "
+        "(expected 1.2 or 1.3; 1.0 or 1.1 with --profile old)"
     )
+
+
+@pytest.mark.parametrize("option", ["min_tls", "max_tls"])
+@pytest.mark.parametrize("text", ["1.1", "1.0"])
+def test_legacy_tls_version_needs_profile_old(option: str, text: str) -> None:
+    """TLS 1.0 or 1.1 outside --profile old is refused, pointing to --profile old."""
+    flag = "--" + option.replace("_", "-")
+    for profile in (None, "intermediate", "modern"):
+        with pytest.raises(ConfigurationError) as info:
+            TLSSettings.from_strings(profile=profile, **{option: text})
+        assert str(info.value) == (
+            f"{flag}: TLS {text} is below what --profile {profile or 'intermediate'} "
+            "allows (1.2); use --profile old to test legacy peers"
+        )
 
 
 @pytest.mark.parametrize(
@@ -613,7 +628,9 @@ def test_from_strings_defaults() -> None:
 
 def test_from_strings_names_min_tls() -> None:
     """from_strings() names --min-tls for a bad minimum version."""
-    with pytest.raises(ConfigurationError, match=r"^--min-tls: unknown TLS version '1.1'"):
+    with pytest.raises(ConfigurationError, match=r"^--min-tls: unknown TLS version '1.4'"):
+        TLSSettings.from_strings(min_tls="1.4")
+    with pytest.raises(ConfigurationError, match=r"^--min-tls: TLS 1.1 is below what"):
         TLSSettings.from_strings(min_tls="1.1")
 
 

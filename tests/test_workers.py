@@ -295,7 +295,7 @@ def test_metrics_add_up_every_worker(
     assert values["tlsecho_connections_total"] == len(held)
     assert (
         values[
-            'tlsecho_handshakes_total{cipher="TLS_AES_128_GCM_SHA256",outcome="ok",version="TLSv1.3"}'
+            'tlsecho_handshakes_total{cipher="TLS_AES_128_GCM_SHA256",group="X25519",outcome="ok",version="TLSv1.3"}'
         ]
         == len(held) - on_first
     )

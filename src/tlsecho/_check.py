@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn
 
 from cryptography import x509
+from OpenSSL import SSL
 from twisted.python import usage
 
 from ._configuration import ServerConfiguration
@@ -95,6 +96,9 @@ def report(configuration: ServerConfiguration) -> dict[str, Any]:
         "tls12_ciphers": policy.ciphers.split(":") if policy.ciphers else [],
         "tls13_suites": policy.tls13_suites.split(":"),
         "groups": policy.groups.split(":"),
+        # The profile's groups left out because the linked OpenSSL lacks them.
+        "groups_unavailable": list(policy.groups_unavailable),
+        "openssl": SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode("ascii", "replace"),
         "alpn": list(settings.alpn),
         "ticket_key_file": (
             str(settings.ticket_key_file) if settings.ticket_key_file else None
@@ -126,9 +130,15 @@ def _print_text(data: dict[str, Any], out: IO[str]) -> None:
     )
     low, high = data["tls_versions"]
     write(f"protocols: TLS {low} to TLS {high} (profile {data['profile']})\n")
-    write(f"TLS 1.2 ciphers: {':'.join(data['tls12_ciphers']) or '(TLS 1.2 off)'}\n")
+    ciphers = "TLS 1.2" if low in ("1.2", "1.3") else f"TLS {low} to 1.2"
+    write(f"{ciphers} ciphers: {':'.join(data['tls12_ciphers']) or '(TLS 1.2 off)'}\n")
     write(f"TLS 1.3 suites: {':'.join(data['tls13_suites'])}\n")
     write(f"groups: {':'.join(data['groups'])}\n")
+    if data["groups_unavailable"]:
+        write(
+            f"groups left out: {':'.join(data['groups_unavailable'])} "
+            f"(not in the linked {data['openssl']})\n"
+        )
     if data["alpn"]:
         write(f"ALPN: {', '.join(data['alpn'])}\n")
     if data["ticket_key_file"]:

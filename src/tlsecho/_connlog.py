@@ -40,7 +40,7 @@ _FAILED = "{peer}: {stage} failed: {reason}"
 #: The message of a connection that ended well.
 _ENDED = (
     "{peer}: {reason} after {bytes_out} bytes echoed{unsent} in "
-    "{duration:.3f}s ({tls_version}, {cipher}, SNI {sni}, ALPN {alpn}, "
+    "{duration:.3f}s ({tls_version}, {cipher}, group {group}, SNI {sni}, ALPN {alpn}, "
     "client {client})"
 )
 
@@ -216,6 +216,7 @@ def fallback_fields(
         "client": None,
         "tls_version": None,
         "cipher": None,
+        "group": None,
         "sni": None,
     }
 

@@ -28,7 +28,7 @@ from zope.interface import implementer
 from ._errors import ConfigurationError
 from ._files import check_keylog_file
 from ._pem import TLSPrivateKey
-from ._policy import INTERMEDIATE_CIPHERS, apply_policy
+from ._policy import INTERMEDIATE_CIPHERS, apply_policy, is_legacy
 from ._settings import TLSSettings
 
 __all__ = ["TrustRoot", "add_crls", "finish", "options_for"]
@@ -145,8 +145,11 @@ def options_for(
     L{CertificateOptions} for an identity (if any) under the settings' policy.
     """
     policy = settings.policy
+    # Below TLS 1.2 (--profile old) Twisted must be told it is meant, or it
+    # disables TLS 1.0 and 1.1 with options that outlast the minimum version.
+    minimum = "insecurelyLowerMinimumTo" if is_legacy(policy.min_tls) else "raiseMinimumTo"
     arguments: dict[str, Any] = {
-        "raiseMinimumTo": policy.min_tls,
+        minimum: policy.min_tls,
         "lowerMaximumSecurityTo": policy.max_tls,
         # With TLS 1.2 off the list does not matter, but Twisted wants one.
         "acceptableCiphers": AcceptableCiphers.fromOpenSSLCipherString(

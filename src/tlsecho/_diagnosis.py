@@ -6,8 +6,8 @@ certificate check is only visible inside the verify callback.  The connection
 creators record that detail per connection (L{tlsecho._refusals}), and
 L{describe_failure} combines it with the failure to say, for example,
 C{"certificate verify failed: unknown CA (unable to get local issuer certificate)"}.
-L{connection_summary} reports the negotiated version and cipher for logs.  The
-words themselves are in L{tlsecho._tlswords}.
+L{connection_summary} reports the negotiated version, cipher and group for logs.
+The words themselves are in L{tlsecho._tlswords}.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from twisted.python.failure import Failure
 
 from ._errors import PeerRejected
 from ._identity import CertificateNames, describe_identity
+from ._policy import group_label
 from ._refusals import recorded_refusal, reverify
 from ._text import printable
 from ._tlswords import reason_words
@@ -213,19 +214,36 @@ def client_identity(transport: object) -> str | None:
     return printable(describe_identity(certificate, with_pin=False))
 
 
+def _group_name(connection: SSL.Connection) -> str | None:
+    """
+    The key exchange group negotiated on C{connection}, spelt as the profile
+    spells it (C{prime256v1}, where OpenSSL may say C{secp256r1}); L{None}
+    without one (no handshake yet, or TLS 1.2 RSA key exchange).
+    """
+    name = connection.get_group_name()
+    label = group_label(name)
+    return name if label in ("other", "none") else label
+
+
 def connection_summary(transport: object) -> dict[str, Any]:
     """
-    The negotiated TLS version, cipher and server name of a connection, for
-    logs; the server name (chosen by the client) escaped and capped.  Never
-    raises: what cannot be read is L{None}.
+    The negotiated TLS version, cipher, key exchange group and server name of
+    a connection, for logs; the server name (chosen by the client) escaped and
+    capped.  Never raises: what cannot be read is L{None}.
     """
     connection = _tls_connection(transport)
-    summary: dict[str, Any] = {"tls_version": None, "cipher": None, "sni": None}
+    summary: dict[str, Any] = {
+        "tls_version": None,
+        "cipher": None,
+        "group": None,
+        "sni": None,
+    }
     if connection is None:
         return summary
     for key, read in (
         ("tls_version", connection.get_protocol_version_name),
         ("cipher", connection.get_cipher_name),
+        ("group", lambda: _group_name(connection)),
         ("sni", connection.get_servername),
     ):
         with contextlib.suppress(Exception):  # unknown stays None

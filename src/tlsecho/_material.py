@@ -25,6 +25,12 @@ from ._tickets import load_ticket_keys
 
 __all__ = ["EXPIRY_WARNING", "Material", "SNIIdentity"]
 
+#: The warning C{--profile old} gives, at start and in C{tlsecho check}.
+OLD_PROFILE_WARNING = (
+    "--profile old: TLS 1.0 and 1.1, CBC and non-forward-secret ciphers are on, "
+    "at OpenSSL security level 0; for testing legacy peers only"
+)
+
 #: A served certificate that expires within this is warned about.
 EXPIRY_WARNING = datetime.timedelta(days=30)
 
@@ -54,6 +60,7 @@ class Material:
     @ivar ocsp_staple: The checked OCSP response to staple, if any.
     @ivar ticket_keys: The session-ticket keys from C{ticket_key_file}, if any.
     @ivar keylog_file: The checked key log file, if any.
+    @ivar legacy_profile: Whether the settings ask for C{--profile old}.
     """
 
     chain: tuple[x509.Certificate, ...] = ()
@@ -64,6 +71,7 @@ class Material:
     ocsp_staple: bytes | None = None
     ticket_keys: bytes | None = None
     keylog_file: Path | None = None
+    legacy_profile: bool = False
 
     @property
     def crls(self) -> tuple[x509.CertificateRevocationList, ...]:
@@ -116,6 +124,7 @@ class Material:
             ocsp_staple=ocsp_staple,
             ticket_keys=ticket_keys,
             keylog_file=settings.keylog_file,
+            legacy_profile=settings.profile.value == "old",
         )
 
     def served(self) -> list[tuple[str, tuple[x509.Certificate, ...]]]:
@@ -131,7 +140,7 @@ class Material:
         """
         What is valid but worth a warning: served certificates that expire
         within 30 days, or that are self-signed; CRLs that cannot work (see
-        L{crl_warnings}); a key log.
+        L{crl_warnings}); a key log; C{--profile old}.
         """
         now = now or datetime.datetime.now(datetime.UTC)
         found = []
@@ -149,6 +158,8 @@ class Material:
                     "clients can only trust it by pinning it"
                 )
         found.extend(self.crl_warnings(now=now))
+        if self.legacy_profile:
+            found.append(OLD_PROFILE_WARNING)
         if self.keylog_file is not None:
             found.append(
                 f"--keylog-file {self.keylog_file}: TLS secrets are being written; "

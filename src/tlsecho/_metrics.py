@@ -34,6 +34,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from ._policy import group_label
+
 __all__ = [
     "FAILURE_CLASSES",
     "METRICS_IDLE_TIMEOUT",
@@ -92,6 +94,7 @@ FAILURE_CLASSES: tuple[str, ...] = (
     "certificate verify failed",
     "protocol version",
     "no cipher in common",
+    "no key exchange group in common",
     "no application protocol in common (ALPN)",
     "the peer sent plain HTTP to a TLS port",
     "the peer does not speak TLS",
@@ -188,8 +191,9 @@ class ServerMetrics:
         )
         self.handshakes = Counter(
             "tlsecho_handshakes",
-            "TLS handshakes by outcome, protocol version and cipher.",
-            ["outcome", "version", "cipher"],
+            "TLS handshakes by outcome, protocol version, cipher and key exchange "
+            "group (the profile's groups, other or none).",
+            ["outcome", "version", "cipher", "group"],
             registry=registry,
         )
         self.failures = Counter(
@@ -253,10 +257,13 @@ class ServerMetrics:
                 outcome="ok",
                 version=fields["tls_version"] or "",
                 cipher=fields["cipher"] or "",
+                group=group_label(fields.get("group")),
             ).inc()
             self.handshake_seconds.observe(fields["handshake_seconds"])
         elif fields["failed"] and fields["stage"] != "PROXY header":
-            self.handshakes.labels(outcome="failed", version="", cipher="").inc()
+            self.handshakes.labels(
+                outcome="failed", version="", cipher="", group="none"
+            ).inc()
         if fields["failed"]:
             self.failures.labels(reason=failure_class(fields["reason"])).inc()
         elif fields["reason"] == "health check":

@@ -158,6 +158,8 @@ def _switch_text(text: str, option: str) -> bool:
 
 
 TEXT = ValueType[str]("a string", "TEXT", '"..."', _text)
+#: Names separated by colons (TLS 1.3 suites, groups), checked by the policy.
+NAMES = ValueType[str]("a colon-separated list", "LIST", '"X25519MLKEM768:X25519"', _text)
 PATH = ValueType[str]("a file name", "FILE", '"server.pem"', _text)
 ENDPOINT = ValueType[str](
     "an endpoint description", "DESC", '"tcp:8443:interface=127.0.0.1"', _text
@@ -194,7 +196,7 @@ PROXY_SOURCE = ValueType[str](
 # Checked where they become enums (VerifyMode.parse, Profile.parse,
 # parse_tls_version), for every surface alike.
 VERIFY = ValueType[str]("none, optional or required", "MODE", '"required"', _text)
-PROFILE = ValueType[str]("intermediate or modern", "NAME", '"intermediate"', _text)
+PROFILE = ValueType[str]("intermediate, modern or old", "NAME", '"intermediate"', _text)
 TLS_VERSION = ValueType[str](
     "a TLS version", "VERSION", '"1.2"', _text, (float,), lambda v, _: f"{v:.1f}"
 )
@@ -332,8 +334,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "profile",
         PROFILE,
-        "TLS policy after Mozilla's guidelines: intermediate (TLS 1.2+1.3) or "
-        "modern (TLS 1.3 only) [intermediate].",
+        "TLS policy after Mozilla's guidelines: intermediate (TLS 1.2+1.3), "
+        "modern (TLS 1.3 only), or old (TLS 1.0-1.3 and legacy ciphers, for "
+        "testing legacy peers; warned about) [intermediate].",
         _B,
     ),
     Option(
@@ -343,9 +346,25 @@ OPTIONS: tuple[Option, ...] = (
         _B,
     ),
     Option(
+        "tls13-ciphers",
+        NAMES,
+        "TLS 1.3 suites narrowing the profile's TLS_AES_128_GCM_SHA256:"
+        "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256, in order of "
+        "preference.",
+        _B,
+    ),
+    Option(
+        "groups",
+        NAMES,
+        "Key exchange groups narrowing the profile's X25519MLKEM768:X25519:"
+        "prime256v1:secp384r1 (less any the linked OpenSSL lacks), in order of "
+        "preference.",
+        _B,
+    ),
+    Option(
         "min-tls",
         TLS_VERSION,
-        "Lowest TLS version: 1.2 or 1.3 [from the profile].",
+        "Lowest TLS version: 1.2 or 1.3 (1.0, 1.1 with --profile old) [from the profile].",
         _B,
     ),
     Option("max-tls", TLS_VERSION, "Highest TLS version: 1.2 or 1.3 [1.3].", _B),

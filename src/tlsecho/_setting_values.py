@@ -31,7 +31,8 @@ __all__ = [
 
 def parse_tls_version(text: str, option: str) -> TLSVersion:
     """
-    Turn C{"1.2"} or C{"1.3"} into a L{TLSVersion}.
+    Turn C{"1.2"} or C{"1.3"} (or, for C{--profile old}, C{"1.0"} or
+    C{"1.1"}) into a L{TLSVersion}.
 
     @raise ConfigurationError: for anything else, naming C{option}.
     """
@@ -39,7 +40,9 @@ def parse_tls_version(text: str, option: str) -> TLSVersion:
         return TLS_VERSIONS[text.strip().removeprefix("TLSv").removeprefix("tls")]
     except KeyError:
         raise ConfigurationError(
-            option, f"unknown TLS version {text!r} (expected 1.2 or 1.3)"
+            option,
+            f"unknown TLS version {text!r} (expected 1.2 or 1.3; "
+            "1.0 or 1.1 with --profile old)",
         ) from None
 
 

@@ -89,9 +89,13 @@ class TLSSettings:
     @ivar ca: PEM files of the CA certificates to trust for the peer.
     @ivar verify: The verification policy; L{None} means the safe default of the
         side that uses it (see L{verify_for}).
-    @ivar profile: The Mozilla-style policy profile the next three refine.
+    @ivar profile: The Mozilla-style policy profile the next five refine.
     @ivar ciphers: OpenSSL cipher string narrowing the profile's TLS 1.2
         ciphers; L{None} for all of them.
+    @ivar tls13_ciphers: TLS 1.3 suites (C{:}-separated) narrowing the
+        profile's three; L{None} for all of them.
+    @ivar groups: Key exchange groups (C{:}-separated, most preferred first)
+        narrowing the profile's; L{None} for all the linked OpenSSL has.
     @ivar min_tls: The lowest protocol version accepted; L{None}: the profile's.
     @ivar max_tls: The highest protocol version offered; L{None}: TLS 1.3.
     @ivar allow_cn: Server: authorize client certificates with this subject CN.
@@ -121,6 +125,8 @@ class TLSSettings:
     verify: VerifyMode | None = None
     profile: Profile = Profile.INTERMEDIATE
     ciphers: str | None = None
+    tls13_ciphers: str | None = None
+    groups: str | None = None
     min_tls: TLSVersion | None = None
     max_tls: TLSVersion | None = None
     allow_cn: tuple[str, ...] = ()
@@ -172,7 +178,14 @@ class TLSSettings:
         """
         The resolved L{TLSPolicy}: versions, ciphers and groups.
         """
-        return resolve_policy(self.profile, self.ciphers, self.min_tls, self.max_tls)
+        return resolve_policy(
+            self.profile,
+            self.ciphers,
+            self.min_tls,
+            self.max_tls,
+            groups=self.groups,
+            tls13_ciphers=self.tls13_ciphers,
+        )
 
     @cached_property
     def allowed(self) -> AllowList:
@@ -273,6 +286,8 @@ class TLSSettings:
         verify: str | None = None,
         profile: str | None = None,
         ciphers: str | None = None,
+        tls13_ciphers: str | None = None,
+        groups: str | None = None,
         min_tls: str | None = None,
         max_tls: str | None = None,
         allow_cn: Iterable[str] = (),
@@ -305,6 +320,8 @@ class TLSSettings:
             verify=None if verify is None else VerifyMode.parse(verify),
             profile=Profile.INTERMEDIATE if profile is None else Profile.parse(profile),
             ciphers=ciphers,
+            tls13_ciphers=tls13_ciphers,
+            groups=groups,
             min_tls=None if min_tls is None else parse_tls_version(min_tls, "--min-tls"),
             max_tls=None if max_tls is None else parse_tls_version(max_tls, "--max-tls"),
             allow_cn=as_strings(allow_cn),

@@ -91,6 +91,8 @@ _SSL_REASONS: dict[str, str] = {
     "unsupported protocol": "protocol version: no TLS version in common",
     "no protocols available": "protocol version: no TLS version enabled",
     "no shared cipher": "no cipher in common",
+    # TLS 1.3: no key share the server may use, and no group to retry with.
+    "no suitable key share": "no key exchange group in common",
     "no suitable signature algorithm": "no cipher or signature algorithm in common",
     "wrong version number": "the peer does not speak TLS (wrong version number)",
     "http request": "the peer sent plain HTTP to a TLS port",

@@ -30,6 +30,7 @@ from ._listen import is_loopback_host
 from ._material import Material
 from ._options import Side, options_for
 from ._pem import load_ca_certificates
+from ._policy import Profile
 from ._reference_name import reference_name
 from ._settings import TLSSettings, VerifyMode
 
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         "-v",
         action="store_true",
-        help="report the negotiated version, cipher, ALPN and certificate on stderr",
+        help="report the negotiated version, cipher, group, ALPN and certificate on stderr",
     )
     parser.add_argument(
         "--timeout",
@@ -144,7 +145,7 @@ def _reporter(stderr: IO[str], address: str) -> Callable[[Any], None]:
         protocol = transport.negotiatedProtocol
         stderr.write(
             f"{PROG}: connected to {address}: {summary['tls_version']}, "
-            f"{summary['cipher']}, ALPN "
+            f"{summary['cipher']}, group {summary['group'] or '(none)'}, ALPN "
             f"{protocol.decode('ascii', 'replace') if protocol else '(none)'}, "
             f"server certificate for {', '.join(names) or '(no names)'}\n"
         )
@@ -184,6 +185,12 @@ async def _run(
         stderr.write(
             f"{PROG}: warning: --verify none: the server's certificate and name "
             "are NOT checked; anyone could be answering\n"
+        )
+    if settings.profile is Profile.OLD:
+        stderr.write(
+            f"{PROG}: warning: --profile old: TLS 1.0 and 1.1 and legacy ciphers "
+            "are offered, at OpenSSL security level 0; for testing legacy servers "
+            "only\n"
         )
     if settings.keylog_file is not None:
         stderr.write(

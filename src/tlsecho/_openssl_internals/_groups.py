@@ -23,9 +23,13 @@ def set_groups(context: SSL.Context, groups: str) -> bool:
     construction (nothing starts).  Removed by: a public C{Context.set_groups}
     in pyOpenSSL (pyca/cryptography#10797 asked for the binding).
 
-    @return: whether OpenSSL took the list; if not, the caller refuses the
-        option.
+    @return: whether OpenSSL took the list; if not (the caller refuses the
+        option, or probes the next group), nothing is left on OpenSSL's error
+        queue for a later call to trip over.
     """
     from OpenSSL._util import lib
 
-    return bool(lib.SSL_CTX_set1_curves_list(context._context, groups.encode("ascii")) == 1)
+    if lib.SSL_CTX_set1_curves_list(context._context, groups.encode("ascii")) == 1:
+        return True
+    lib.ERR_clear_error()
+    return False
