@@ -22,7 +22,12 @@ from tlsecho._connlog import (
     format_address,
 )
 
-SUMMARY = {"tls_version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256", "sni": "localhost"}
+SUMMARY = {
+    "tls_version": "TLSv1.3",
+    "cipher": "TLS_AES_128_GCM_SHA256",
+    "group": "X25519MLKEM768",
+    "sni": "localhost",
+}
 
 
 def test_format_address_ipv4() -> None:
@@ -168,6 +173,7 @@ def test_connection_fields() -> None:
         "client",
         "tls_version",
         "cipher",
+        "group",
         "sni",
     ]
     assert fields["reason"] == "closed"
@@ -192,7 +198,7 @@ def test_ended_line() -> None:
     assert not line.warning
     assert line.text() == (
         "192.0.2.7:50123: closed after 6 bytes echoed in 0.250s (TLSv1.3, "
-        "TLS_AES_128_GCM_SHA256, SNI localhost, ALPN None, client None)"
+        "TLS_AES_128_GCM_SHA256, group X25519MLKEM768, SNI localhost, ALPN None, client None)"
     )
 
 

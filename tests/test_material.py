@@ -33,6 +33,8 @@ REQUESTED = [
     "verify",
     "profile",
     "ciphers",
+    "tls13_ciphers",
+    "groups",
     "min_tls",
     "max_tls",
     "allow_cn",
