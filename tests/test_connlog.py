@@ -198,7 +198,8 @@ def test_ended_line() -> None:
     assert not line.warning
     assert line.text() == (
         "192.0.2.7:50123: closed after 6 bytes echoed in 0.250s (TLSv1.3, "
-        "TLS_AES_128_GCM_SHA256, group X25519MLKEM768, SNI localhost, ALPN None, client None)"
+        "TLS_AES_128_GCM_SHA256, group X25519MLKEM768, SNI localhost, ALPN None, "
+        "client None)"
     )
 
 
