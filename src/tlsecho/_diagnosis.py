@@ -12,6 +12,7 @@ L{connection_summary} reports the negotiated version and cipher for logs.
 from __future__ import annotations
 
 import contextlib
+import os
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -412,6 +413,9 @@ def _describe_failure(reason: Failure, transport: object, established: bool) -> 
     if isinstance(value, error.NoRouteError):
         return "no route to host"
     if isinstance(value, error.ConnectError) and value.osError is not None:
+        if isinstance(value.osError, int):
+            # An errno (a UNIX socket that is missing, say): say it in words.
+            return os.strerror(value.osError).lower()
         return str(value.osError)
     return str(value) or type(value).__name__
 
