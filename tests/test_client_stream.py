@@ -117,8 +117,8 @@ def test_first_line_is_echoed_before_the_second_is_written(
         output.wait_for(b"a\n")
         assert output.data == b"a\n"
         process.stdin.write(b"b\n")
-        process.stdin.close()
     finally:
+        process.stdin.close()
         status, errors = _finish(process)
     assert (status, output.join(), errors) == (0, b"a\nb\n", "")
 
@@ -176,8 +176,8 @@ def test_connection_stays_open_while_nothing_is_owed(
         with pytest.raises(subprocess.TimeoutExpired):
             process.wait(3)
         process.stdin.write(b"after\n")
-        process.stdin.close()
     finally:
+        process.stdin.close()
         status, errors = _finish(process)
     assert (status, output.join(), errors) == (0, b"before\nafter\n", "")
 
