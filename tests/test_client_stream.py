@@ -23,6 +23,9 @@ from typing import IO
 import pytest
 import trustme
 
+from tlsecho import ConfigurationError
+from tlsecho._endpoints import parse_unix_address
+
 from _processes import TLSECHO, ServerProcess, identity, start_server
 from conftest import TLSFiles, write_cert
 
@@ -293,3 +296,24 @@ def test_missing_unix_socket_exits_3(socket_path: Path) -> None:
         "tlsecho client: no such file or directory "
         f"(server 'localhost' at unix:{socket_path})\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("unix:/run/tlsecho.sock", "/run/tlsecho.sock"),
+        ("unix:relative.sock", "relative.sock"),
+        ("unix:/odd:name", "/odd:name"),
+        ("localhost:8443", None),
+        ("[::1]:8443", None),
+    ],
+)
+def test_parse_unix_address(text: str, expected: str | None) -> None:
+    """unix:PATH gives PATH, everything after unix: as it is; other addresses None."""
+    assert parse_unix_address(text) == expected
+
+
+def test_parse_unix_address_without_path() -> None:
+    """unix: with no path is a configuration error naming unix:PATH."""
+    with pytest.raises(ConfigurationError, match=r"^unix:PATH: expected the path"):
+        parse_unix_address("unix:")

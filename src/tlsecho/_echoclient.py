@@ -150,8 +150,9 @@ class EchoStreamProtocol(Protocol):
 
     def send(self, data: bytes) -> None:
         """
-        Send C{data}, after everything sent before; its echo is owed from now.
-        Ignored once the exchange is over or the input finished.
+        Send C{data} (once connected), after everything sent before; its echo
+        is owed from now.  Ignored once the exchange is over or the input
+        finished.
         """
         if self._over or self._finished:
             return

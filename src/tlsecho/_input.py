@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import IO, Any, Protocol
+from collections.abc import Callable
+from typing import IO, Protocol
 
 from twisted.internet.interfaces import IPushProducer, IReactorFromThreads
 from zope.interface import implementer
@@ -52,7 +53,7 @@ class InputReader:
         reactor: IReactorFromThreads,
         file: IO[bytes],
         sink: Sink,
-        on_error: Any = None,
+        on_error: Callable[[str], None] | None = None,
         chunk: int = CHUNK,
     ):
         """
