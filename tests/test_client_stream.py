@@ -185,6 +185,43 @@ def test_connection_stays_open_while_nothing_is_owed(
     assert (status, output.join(), errors) == (0, b"before\nafter\n", "")
 
 
+def test_session_watches_a_reload_and_a_drain(servers: list, tls_files: TLSFiles) -> None:
+    """One session stays open across a server reload (SIGHUP) and into its drain
+    (SIGTERM), echoing all along; when the drain closes it, the client exits 1 saying
+    the server closed before the end of the input."""
+    server = start_server(servers, *identity(tls_files), "--shutdown-timeout", "2")
+    process = _client("--ca", str(tls_files.ca), server.address)
+    assert process.stdin is not None
+    assert process.stdout is not None
+    output = Output(process.stdout)
+    try:
+        process.stdin.write(b"a\n")
+        process.stdin.flush()
+        output.wait_for(b"a\n")
+        os.kill(server.process.pid, signal.SIGHUP)
+        server.wait_for("reloaded the TLS configuration")
+        process.stdin.write(b"b\n")
+        process.stdin.flush()
+        output.wait_for(b"a\nb\n")
+        os.kill(server.process.pid, signal.SIGTERM)
+        server.wait_for(r"waiting up to 2s for 1 connection")
+        process.stdin.write(b"c\n")
+        process.stdin.flush()
+        output.wait_for(b"a\nb\nc\n")
+        status, errors = _finish(process)
+    finally:
+        process.stdin.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert status == 1, errors
+    assert errors == (
+        "tlsecho client: connection closed by the server after 6 of 6 bytes, before the "
+        f"end of the input (closed) (server '127.0.0.1' at {server.address})\n"
+    )
+    assert server.stop() == 0
+
+
 def test_payload_from_a_file(
     server: ServerProcess, tls_files: TLSFiles, tmp_path: Path
 ) -> None:
