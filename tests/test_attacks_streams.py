@@ -8,6 +8,8 @@ bounded whatever the server sends.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
 import threading
 import time
@@ -26,6 +28,8 @@ from tlsecho import (
     client_endpoint,
     echo,
 )
+from tlsecho._echoclient import MAX_OUTSTANDING
+from tlsecho._input import CHUNK
 
 from _processes import TLSECHO, run_client
 from conftest import TLSFiles
@@ -36,6 +40,7 @@ from hostile.streams import (
     echo_then_extra,
     endless,
     slow_then_stall,
+    swallow,
 )
 
 PAYLOAD = b"hello, tlsecho\n"
@@ -240,6 +245,74 @@ def test_intact_echo_still_exits_0(serve: type[StreamServer], tls_files: TLSFile
     server = serve(echo_then_extra(len(PAYLOAD), b"", separately=False))
     result = run_client(server.address, "--ca", str(tls_files.ca), payload=PAYLOAD)
     assert (result.returncode, result.stdout) == (0, PAYLOAD), result.stderr.decode()
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("read", [True, False], ids=["discards", "never-reads"])
+def test_server_that_echoes_nothing_cannot_make_the_client_read_all_its_input(
+    serve: type[StreamServer], tls_files: TLSFiles, read: bool
+) -> None:
+    """Against a server that swallows (or never reads) what it is sent, a client fed an
+    endless standard input reads about 1 MiB of it, stays small, and exits 1 at
+    --timeout saying none of it came back."""
+    server = serve(swallow(read))
+    process = subprocess.Popen(
+        [TLSECHO, "client", "--ca", str(tls_files.ca), "--timeout", "3", server.address],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    feeder_stdin = process.stdin
+    written = 0
+    cap = 4 * MEMORY_LIMIT  # an unbounded client would take it all
+
+    def feed() -> None:
+        nonlocal written
+        chunk = bytes(65536)
+        try:
+            while written < cap:
+                feeder_stdin.write(chunk)
+                feeder_stdin.flush()
+                written += len(chunk)
+            feeder_stdin.close()
+        except (BrokenPipeError, ValueError):
+            pass  # the client exited
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    watched = psutil.Process(process.pid)
+    peak = 0
+    started = time.monotonic()
+    try:
+        while process.poll() is None and time.monotonic() - started < 60:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.Error:
+                break
+            if peak > MEMORY_LIMIT:
+                break
+            time.sleep(0.01)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        with contextlib.suppress(OSError):
+            feeder_stdin.close()
+        feeder.join(10)
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    assert peak < MEMORY_LIMIT, f"client reached {peak} bytes"
+    assert process.returncode == 1, stderr
+    assert re.fullmatch(
+        r"tlsecho client: timed out after 3s waiting for the echo: none of the \d+ bytes "
+        rf"sent came back \(server '127\.0\.0\.1' at {re.escape(server.address)}\)\n",
+        stderr,
+    ), stderr
+    sent = int(re.search(r"none of the (\d+) bytes", stderr).group(1))  # type: ignore[union-attr]
+    # What awaits its echo is capped at 1 MiB, plus the one 64 KiB chunk in flight.
+    assert sent <= MAX_OUTSTANDING + CHUNK, sent
+    # What left the pipe: that, and at most the pipe's own buffer besides.
+    assert written <= MAX_OUTSTANDING + CHUNK + 2 * 1024 * 1024, written
 
 
 # The library ---------------------------------------------------------------------------

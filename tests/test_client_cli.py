@@ -373,6 +373,7 @@ USAGE_ERRORS: dict[str, tuple[list[str], str]] = {
     "unknown TLS version": (["--min-tls", "1.0", "127.0.0.1:1"], "--min-tls"),
     "bad timeout": (["--timeout", "soon", "127.0.0.1:1"], "--timeout"),
     "no address": ([], "HOST:PORT"),
+    "unix without a path": (["unix:"], "unix:PATH"),
 }
 
 

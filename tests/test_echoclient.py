@@ -1,6 +1,7 @@
 """
-Tests for the echo client protocol on a StringTransport, and for L{tlsecho.echo} with
-fake endpoints and a L{Clock}: no reactor, no sockets, no TLS.
+Tests for the echo client protocols (one payload, and streamed input) on a
+StringTransport, and for L{tlsecho.echo} and C{echo_stream} with fake endpoints and a
+L{Clock}: no reactor, no sockets, no TLS.
 
 The TLS layer is played by hand: C{handshakeCompleted} is called when the handshake
 would finish, and C{connectionLost} with the reason TLS would report.
@@ -22,7 +23,12 @@ from twisted.internet.error import (
     ConnectionRefusedError,
     DNSLookupError,
 )
-from twisted.internet.interfaces import IProtocol, IProtocolFactory, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IProtocol,
+    IProtocolFactory,
+    IPushProducer,
+    IStreamClientEndpoint,
+)
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -37,6 +43,7 @@ from tlsecho import (
     HandshakeFailed,
     echo,
 )
+from tlsecho._echoclient import MAX_OUTSTANDING, EchoStreamProtocol, echo_stream
 
 PAYLOAD = b"hello"
 
@@ -501,4 +508,213 @@ def test_echo_times_out_during_handshake() -> None:
     deferred = echo(endpoint, b"ping", clock, timeout=3)
     clock.advance(3)
     endpoint.protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(deferred, HandshakeFailed).reason == "TLS handshake timed out after 3s"
+
+
+# Streaming ----------------------------------------------------------------------------
+
+
+@implementer(IPushProducer)
+class _Source:
+    """A push producer that records what it was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    @property
+    def state(self) -> str:
+        return self.calls[-1] if self.calls else "new"
+
+    def pauseProducing(self) -> None:
+        self.calls.append("paused")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resumed")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stopped")
+
+
+def _streaming(
+    timeout: float | None = None,
+) -> tuple[EchoStreamProtocol, StringTransport, _Source, Clock, list[bytes]]:
+    """A streaming client connected to a StringTransport, its input, clock and echo."""
+    clock = Clock()
+    echoed: list[bytes] = []
+    protocol = EchoStreamProtocol(on_echo=echoed.append, clock=clock, timeout=timeout)
+    source = _Source()
+    protocol.read_from(source)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport, source, clock, echoed
+
+
+def test_stream_starts_its_input_once_connected() -> None:
+    """The input is resumed when the connection is made, and the protocol is the
+    transport's producer (it hears when the transport is full)."""
+    protocol, transport, source, _, _ = _streaming()
+    assert source.calls == ["resumed"]
+    assert transport.producer is protocol
+
+
+def test_stream_sends_each_chunk_and_hands_over_the_matching_echo() -> None:
+    """Each chunk is written as it is sent; only echoed bytes that match reach on_echo."""
+    protocol, transport, _, _, echoed = _streaming()
+    protocol.handshakeCompleted()
+    protocol.send(b"one\n")
+    assert transport.value() == b"one\n"
+    protocol.dataReceived(b"on")
+    protocol.send(b"two\n")
+    assert transport.value() == b"one\ntwo\n"
+    protocol.dataReceived(b"e\ntwX")
+    assert echoed == [b"on", b"e\ntw"]
+    assert transport.disconnected is True
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.done, EchoMismatch).offset == 6
+
+
+def test_stream_closes_only_after_the_input_ends_and_its_echo_is_back() -> None:
+    """The clean close waits for both the end of the input and the whole echo."""
+    protocol, transport, _source, _, _ = _streaming()
+    protocol.handshakeCompleted()
+    protocol.send(b"abc")
+    protocol.dataReceived(b"abc")
+    assert transport.disconnecting is False  # the input may go on
+    protocol.send(b"d")
+    protocol.finish()
+    assert transport.disconnecting is False  # "d" is owed
+    protocol.dataReceived(b"d")
+    assert transport.disconnecting is True
+    assert transport.producer is None  # TLS closes only once its producer is gone
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(protocol.done) is None
+
+
+def test_stream_pauses_its_input_while_a_mebibyte_awaits_its_echo() -> None:
+    """The input is paused while MAX_OUTSTANDING bytes await their echo and resumed
+    once the echo catches up."""
+    protocol, _, source, _, _ = _streaming()
+    protocol.handshakeCompleted()
+    chunk = bytes(65536)
+    for _ in range(MAX_OUTSTANDING // len(chunk) - 1):
+        protocol.send(chunk)
+    assert source.state == "resumed"
+    protocol.send(chunk)
+    assert source.state == "paused"
+    protocol.dataReceived(chunk[:1])
+    assert source.state == "resumed"
+
+
+def test_stream_pauses_its_input_while_the_transport_is_full() -> None:
+    """When the transport pauses the protocol, the input is paused too."""
+    protocol, _, source, _, _ = _streaming()
+    protocol.pauseProducing()
+    assert source.state == "paused"
+    protocol.resumeProducing()
+    assert source.state == "resumed"
+
+
+def test_stream_stops_its_input_when_the_connection_ends() -> None:
+    """A connection that ends stops the input for good."""
+    protocol, _, source, _, _ = _streaming()
+    protocol.connectionLost(Failure(ConnectionLost()))
+    assert source.state == "stopped"
+    _error(protocol.done, HandshakeFailed)
+
+
+def test_stream_waits_without_limit_while_nothing_is_owed() -> None:
+    """With every echo back, no timer runs: an idle session stays open."""
+    protocol, transport, _, clock, _ = _streaming(timeout=3)
+    protocol.handshakeCompleted()
+    assert clock.getDelayedCalls() == []
+    protocol.send(b"x")
+    protocol.dataReceived(b"x")
+    assert clock.getDelayedCalls() == []
+    clock.advance(3600)
+    assert transport.disconnecting is False
+
+
+def test_stream_times_out_when_an_owed_echo_stalls() -> None:
+    """The timeout counts from the last progress while an echo is owed."""
+    protocol, transport, _, clock, _ = _streaming(timeout=3)
+    protocol.handshakeCompleted()
+    protocol.send(b"hello")
+    clock.advance(2)
+    protocol.dataReceived(b"he")  # progress: the wait starts again
+    clock.advance(2.9)
+    assert transport.disconnecting is False
+    clock.advance(0.1)
+    assert transport.disconnecting is True
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.done, ConnectionDropped).reason == (
+        "timed out after 3s waiting for the echo: 2 of 5 bytes came back, all matching"
+    )
+
+
+def test_stream_times_out_waiting_for_the_servers_close() -> None:
+    """After its own close, the client waits at most the timeout for the server's."""
+    protocol, _, _, clock, _ = _streaming(timeout=3)
+    protocol.handshakeCompleted()
+    clock.advance(100)
+    protocol.finish()
+    clock.advance(3)
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.done, ConnectionDropped).reason == (
+        "timed out after 3s waiting for the server to close the connection, "
+        "with nothing to echo"
+    )
+
+
+def test_stream_closed_by_the_server_before_the_input_ends_is_dropped() -> None:
+    """A server that closes cleanly while the input goes on (a drain, say) ends the
+    exchange as ConnectionDropped, even with every echo back."""
+    protocol, _, _, _, _ = _streaming()
+    protocol.handshakeCompleted()
+    protocol.send(b"hi")
+    protocol.dataReceived(b"hi")
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _error(protocol.done, ConnectionDropped).reason == (
+        "connection closed by the server after 2 of 2 bytes, before the end of the "
+        "input (closed)"
+    )
+
+
+def test_stream_local_failure_is_reported_as_given() -> None:
+    """abort_with ends the exchange with the error given."""
+    protocol, transport, _, _, _ = _streaming()
+    protocol.handshakeCompleted()
+    protocol.abort_with(ConnectionDropped("cannot read standard input: EIO"))
+    assert transport.disconnected is True
+    protocol.connectionLost(Failure(ConnectionAborted()))
+    assert _error(protocol.done, ConnectionDropped).reason == (
+        "cannot read standard input: EIO"
+    )
+
+
+def test_echo_stream_gives_connecting_and_the_handshake_the_timeout() -> None:
+    """echo_stream's timeout covers connecting and the handshake; once the handshake
+    is done, only the protocol's owed-echo timer runs."""
+    clock = Clock()
+    endpoint = _StringEndpoint()
+    protocol = EchoStreamProtocol(clock=clock, timeout=3)
+    deferred = echo_stream(endpoint, None, protocol, reactor=clock, timeout=3)
+    clock.advance(2)
+    protocol.handshakeCompleted()
+    clock.advance(60)
+    assert endpoint.transport.disconnecting is False
+    protocol.finish()
+    assert endpoint.transport.disconnecting is True
+    protocol.connectionLost(Failure(ConnectionDone()))
+    assert _result(deferred) is None
+    assert clock.getDelayedCalls() == []
+
+
+def test_echo_stream_handshake_timeout_is_handshake_failed() -> None:
+    """A handshake that does not finish within the timeout is HandshakeFailed."""
+    clock = Clock()
+    endpoint = _StringEndpoint()
+    protocol = EchoStreamProtocol(clock=clock, timeout=3)
+    deferred = echo_stream(endpoint, None, protocol, reactor=clock, timeout=3)
+    clock.advance(3)
+    protocol.connectionLost(Failure(ConnectionAborted()))
     assert _error(deferred, HandshakeFailed).reason == "TLS handshake timed out after 3s"

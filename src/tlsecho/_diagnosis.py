@@ -13,6 +13,7 @@ The words themselves are in L{tlsecho._tlswords}.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 from OpenSSL import SSL
@@ -193,6 +194,9 @@ def _describe_failure(reason: Failure, transport: object, established: bool) -> 
     if isinstance(value, error.NoRouteError):
         return "no route to host"
     if isinstance(value, error.ConnectError) and value.osError is not None:
+        if isinstance(value.osError, int):
+            # An errno (a UNIX socket that is missing, say): say it in words.
+            return os.strerror(value.osError).lower()
         return str(value.osError)
     return str(value) or type(value).__name__
 

@@ -16,7 +16,11 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
-from twisted.internet.endpoints import HostnameEndpoint, serverFromString
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    UNIXClientEndpoint,
+    serverFromString,
+)
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
@@ -33,11 +37,13 @@ from ._tlsprotocol import tls_client_endpoint, tls_server_endpoint
 __all__ = [
     "client_endpoint",
     "parse_address",
+    "parse_unix_address",
     "plain_server_endpoint",
     "read_description",
     "require_loopback",
     "server_endpoint",
     "transport_endpoint",
+    "unix_client_endpoint",
 ]
 
 #: Endpoint types that already carry TLS: tlsecho adds TLS itself.
@@ -200,6 +206,23 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, port
 
 
+def parse_unix_address(text: str) -> str | None:
+    """
+    The path of a C{unix:PATH} client address (everything after C{unix:},
+    taken as it is), or L{None} for any other address.
+
+    @raise ConfigurationError: if the path is empty.
+    """
+    if not text.startswith("unix:"):
+        return None
+    path = text.removeprefix("unix:")
+    if not path:
+        raise ConfigurationError(
+            "unix:PATH", f"expected the path of a UNIX socket after unix:, got {text!r}"
+        )
+    return path
+
+
 def client_endpoint(
     reactor: Any,
     host: str,
@@ -216,3 +239,18 @@ def client_endpoint(
     return tls_client_endpoint(
         creator, HostnameEndpoint(reactor, host, port, timeout=timeout)
     )
+
+
+def unix_client_endpoint(
+    reactor: Any,
+    path: str,
+    creator: IOpenSSLClientConnectionCreator,
+    timeout: float = 30.0,
+) -> IStreamClientEndpoint:
+    """
+    A TLS client endpoint to the UNIX socket at C{path}.
+
+    @param creator: From L{tlsecho.client_creator}, for the name to verify.
+    @param timeout: Seconds to wait for the connection.
+    """
+    return tls_client_endpoint(creator, UNIXClientEndpoint(reactor, path, timeout=timeout))

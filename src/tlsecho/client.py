@@ -1,18 +1,23 @@
 """
-C{tlsecho client HOST:PORT}: check a TLS echo server the way C{openssl s_client}
-would, with clear answers.
+C{tlsecho client HOST:PORT} (or C{unix:PATH}): check a TLS echo server the way
+C{openssl s_client} would, with clear answers.
 
-It sends standard input, checks the echo byte for byte as it comes back (stopping
-at the first byte that differs or comes past what it sent, so a server cannot make
-it buffer), and writes the echo to standard output.  Exit status: 0 echo intact;
-1 echo differed or the connection dropped; 2 usage or configuration error; 3 could
-not connect; 4 TLS handshake or certificate verification failed.  Every error is
-one line on standard error.
+It connects first, then sends standard input as it arrives (a line at a time from
+a terminal), checks the echo byte for byte as it comes back (stopping at the first
+byte that differs or comes past what it sent, so a server cannot make it buffer),
+and writes the echo to standard output as it is checked.  Once standard input is
+over and its whole echo came back, it closes the connection cleanly.  It stops
+reading standard input while more than 1 MiB awaits its echo, so memory stays
+bounded whatever the input and the server do.  Exit status: 0 echo intact; 1 echo
+differed or the connection dropped; 2 usage or configuration error; 3 could not
+connect; 4 TLS handshake or certificate verification failed.  Every error is one
+line on standard error.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -23,9 +28,15 @@ from cryptography import x509
 from ._client_creators import client_creator
 from ._devcert import check_development_files, development_ca_path
 from ._diagnosis import certificate_names, connection_summary
-from ._echoclient import echo
-from ._endpoints import client_endpoint, parse_address
-from ._errors import ConfigurationError, EchoError
+from ._echoclient import EchoStreamProtocol, echo_stream
+from ._endpoints import (
+    client_endpoint,
+    parse_address,
+    parse_unix_address,
+    unix_client_endpoint,
+)
+from ._errors import ConfigurationError, ConnectionDropped, EchoError
+from ._input import InputReader
 from ._listen import is_loopback_host
 from ._material import Material
 from ._options import Side, options_for
@@ -38,6 +49,10 @@ __all__ = ["main"]
 
 PROG = "tlsecho client"
 EXIT_USAGE = 2
+#: The name verified on a C{unix:} target without --servername: the socket is on
+#: this machine, like a loopback address.
+UNIX_SERVERNAME = "localhost"
+_INTERRUPTED = "interrupted before the exchange ended"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,12 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog=PROG,
-        description="Send standard input to a TLS echo server and check the echo.",
+        description="Connect to a TLS echo server, send standard input as it "
+        "arrives (a line at a time from a terminal) and check the echo as it comes "
+        "back, writing it to standard output; close once standard input ends "
+        "(Ctrl-D) and its whole echo came back.",
         epilog="Exit status: 0 echo intact; 1 echo differed or connection dropped; "
         "2 usage or configuration error; 3 could not connect; "
         "4 TLS handshake or certificate verification failed.",
     )
-    parser.add_argument("address", metavar="HOST:PORT", help="server to connect to")
+    parser.add_argument(
+        "address",
+        metavar="HOST:PORT|unix:PATH",
+        help="server to connect to: a host (or [IPv6] address) and port, or unix: "
+        "and the path of a UNIX socket (verified as localhost unless --servername; "
+        "like a loopback address, it trusts the development CA without --ca)",
+    )
     for option in options_for(Side.CLIENT):
         help = option.help_for(Side.CLIENT)
         if option.is_switch:
@@ -89,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                 option.flag, dest=option.field, metavar=option.type.metavar, help=help
             )
     parser.add_argument(
-        "--servername", metavar="NAME", help="SNI and the name to verify [HOST]"
+        "--servername",
+        metavar="NAME",
+        help=f"SNI and the name to verify [HOST; {UNIX_SERVERNAME} for unix:PATH]",
     )
     parser.add_argument(
         "--verbose",
@@ -102,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=30.0,
         metavar="SECONDS",
-        help="time for the whole exchange [30]",
+        help="the longest wait: to connect and complete the TLS handshake, and for "
+        "an echo that is owed (or the server's close after ours) to come back; "
+        "while nothing is owed, the connection stays open [30]",
     )
     return parser
 
@@ -161,7 +189,11 @@ async def _run(
     stderr: IO[str],
 ) -> None:
     try:
-        host, port = parse_address(args.address)
+        path = parse_unix_address(args.address)
+        if path is None:
+            host, port = parse_address(args.address)
+        else:
+            host, port = UNIX_SERVERNAME, 0
         given = {
             option.field: getattr(args, option.field) for option in options_for(Side.CLIENT)
         }
@@ -173,6 +205,8 @@ async def _run(
         servername = args.servername or host
         # Refuse a name that cannot be checked here, naming the option it came from.
         reference_name(servername, "--servername" if args.servername else "HOST:PORT")
+        # A UNIX socket is on this machine: the development CA is trusted as for
+        # loopback (it signs only for localhost and loopback addresses).
         development = _development_trust(host, args)
         material = Material.load(settings)
         creator = client_creator(settings, servername, development, material)
@@ -199,24 +233,53 @@ async def _run(
         )
     for warning in material.crl_warnings(development):
         stderr.write(f"{PROG}: warning: {warning}\n")
-    payload = stdin.read()
-    endpoint = client_endpoint(reactor, host, port, creator, timeout=args.timeout)
+    if path is not None:
+        where = f"unix:{path}"
+        endpoint = unix_client_endpoint(reactor, path, creator, timeout=args.timeout)
+    else:
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        endpoint = client_endpoint(reactor, host, port, creator, timeout=args.timeout)
+    # Our own I/O failures (not the server's doing) end the exchange; a broken
+    # standard output (a reader that went away) exits 1 quietly, as before.
+    broken_pipe = False
+
+    def write_out(data: bytes) -> None:
+        nonlocal broken_pipe
+        try:
+            stdout.write(data)
+            stdout.flush()
+        except OSError as e:
+            broken_pipe = isinstance(e, BrokenPipeError)
+            protocol.abort_with(ConnectionDropped(f"cannot write standard output: {e}"))
+
+    def read_failed(reason: str) -> None:
+        protocol.abort_with(ConnectionDropped(f"cannot read standard input: {reason}"))
+
+    protocol = EchoStreamProtocol(
+        on_handshake=_reporter(stderr, where) if args.verbose else None,
+        on_echo=write_out,
+        clock=reactor,
+        timeout=args.timeout,
+    )
+
+    def interrupted() -> None:
+        protocol.abort_with(ConnectionDropped(_INTERRUPTED))
+
+    reader = InputReader(reactor, stdin, protocol, on_error=read_failed)
+    # Ctrl-C or SIGTERM stop the reactor, which drops the connection: say so.
+    trigger = reactor.addSystemEventTrigger("before", "shutdown", interrupted)
     try:
-        echoed = await echo(
-            endpoint,
-            payload,
-            reactor=reactor,
-            timeout=args.timeout,
-            on_handshake=_reporter(stderr, f"{host}:{port}") if args.verbose else None,
-        )
+        await echo_stream(endpoint, reader, protocol, reactor=reactor, timeout=args.timeout)
     except EchoError as e:
+        if broken_pipe:
+            raise SystemExit(1) from None
         reason = e.reason
         if material.key is not None and e.exit_status == 4 and reason in _REFUSED_US:
             reason = f"not authorized by the server ({reason})"
-        stderr.write(f"{PROG}: {reason} (server {servername!r} at {host}:{port})\n")
+        stderr.write(f"{PROG}: {reason} (server {servername!r} at {where})\n")
         raise SystemExit(e.exit_status) from None
-    stdout.write(echoed)
-    stdout.flush()
+    finally:
+        reactor.removeSystemEventTrigger(trigger)
 
 
 def main(
@@ -234,11 +297,27 @@ def main(
 
     args = build_parser().parse_args(argv)
     streams = (
-        stdin or sys.stdin.buffer,
+        # No standard input at all (closed by the caller) is an empty one.
+        stdin or (sys.stdin.buffer if sys.stdin is not None else io.BytesIO()),
         stdout or sys.stdout.buffer,
         stderr or sys.stderr,
     )
-    react(lambda reactor: ensureDeferred(_guarded(reactor, args, *streams)))
+    ended: list[bool] = []
+
+    async def run(reactor: Any) -> None:
+        try:
+            await _guarded(reactor, args, *streams)
+        finally:
+            ended.append(True)
+
+    try:
+        react(lambda reactor: ensureDeferred(run(reactor)))
+    except SystemExit as e:
+        if not ended and not e.code:
+            # The reactor stopped first: Ctrl-C or SIGTERM, not an intact echo.
+            streams[2].write(f"{PROG}: {_INTERRUPTED}\n")
+            raise SystemExit(1) from None
+        raise
 
 
 async def _guarded(

@@ -2,13 +2,14 @@
 Servers that send more than was asked for: a TLS server, trusted by the client,
 that floods it with an endless stream as soon as the handshake completes,
 echoes correctly and then keeps going, changes one byte of the echo, or echoes
-a little and then stalls, tries to make C{tlsecho client} (and the library's
-C{echo()}) buffer without limit, run out of memory, or report a broken echo as
-intact.  tlsecho promises that the client compares the echo as it reads it,
-stops at the first byte that differs or the first byte past what it sent (exit
-1, one line naming the byte offset), keeps no received bytes beyond what it is
-still waiting for (memory bounded by its own payload, whatever the server
-sends), and gives up a stalled echo at C{--timeout}.
+a little and then stalls, or swallows what it is sent and echoes nothing, tries
+to make C{tlsecho client} (and the library's C{echo()}) buffer without limit,
+run out of memory, or report a broken echo as intact.  tlsecho promises that
+the client compares the echo as it reads it, stops at the first byte that
+differs or the first byte past what it sent (exit 1, one line naming the byte
+offset), keeps no received bytes beyond what it is still waiting for, stops
+reading its input while 1 MiB awaits its echo (memory bounded whatever the
+server sends or withholds), and gives up a stalled echo at C{--timeout}.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "echo_then_extra",
     "endless",
     "slow_then_stall",
+    "swallow",
 ]
 
 #: What the server does with one accepted TLS connection, until C{stop} is set.
@@ -131,6 +133,22 @@ def slow_then_stall(size: int, keep: int) -> Behaviour:
             tls.sendall(payload[i : i + 1])
             time.sleep(0.05)
         stop.wait()
+
+    return behave
+
+
+def swallow(read: bool) -> Behaviour:
+    """
+    Echo nothing: read and discard everything the client sends (C{read}), or
+    read nothing at all, until the client goes away.  A client that sent all
+    it was given would buffer (or send) without end.
+    """
+
+    def behave(tls: ssl.SSLSocket, stop: threading.Event) -> None:
+        if read:
+            _hold_open(tls, stop)
+        else:
+            stop.wait()
 
     return behave
 
