@@ -18,11 +18,11 @@ from tlsecho import ConfigurationError
 from tlsecho._options import (
     OPTIONS,
     Option,
-    ServiceOptions,
     Side,
     option_named,
     options_for,
 )
+from tlsecho._service_options import ServiceOptions
 from tlsecho.client import build_parser
 from tlsecho.tap import Options
 

@@ -22,9 +22,10 @@ from ._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._endpoints import plain_server_endpoint, require_loopback
 from ._errors import ConfigurationError
 from ._material import Material
-from ._options import ServiceOptions, Side, option_named, options_for
+from ._options import Side, option_named, options_for
 from ._proxy import TrustedSources, trusted_sources
 from ._reload import settings_files
+from ._service_options import ServiceOptions
 from ._settings import TLSSettings
 
 __all__ = ["DEFAULT_LISTEN", "ServerConfiguration", "warn_restart_needed"]
