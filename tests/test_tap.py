@@ -192,8 +192,14 @@ def test_min_tls_above_max_tls(tls_files: TLSFiles) -> None:
 
 def test_unknown_tls_version(tls_files: TLSFiles) -> None:
     """An unknown TLS version is a UsageError naming the option."""
+    message = _usage_error(*_cert_args(tls_files), "--min-tls", "1.4")
+    assert message.startswith("--min-tls: unknown TLS version '1.4'")
+
+
+def test_legacy_tls_version_points_to_profile_old(tls_files: TLSFiles) -> None:
+    """TLS 1.1 without --profile old is a UsageError pointing to --profile old."""
     message = _usage_error(*_cert_args(tls_files), "--min-tls", "1.1")
-    assert message.startswith("--min-tls: unknown TLS version '1.1'")
+    assert message.endswith("use --profile old to test legacy peers")
 
 
 @pytest.mark.parametrize("mode", ["required", "optional"])
