@@ -12,8 +12,9 @@ amount of memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import (
     IDelayedCall,
@@ -26,18 +27,28 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-if TYPE_CHECKING:
-    from ._metrics import ServerMetrics
-
 from ._connection import describe_connection
 from ._connlog import ended_line, fallback_fields, format_address
 from ._diagnosis import is_tls_transport
 from ._text import printable
 from ._tlsprotocol import unbuffered_write
 
-__all__ = ["EchoServerFactory", "EchoServerProtocol"]
+__all__ = ["ConnectionMetrics", "EchoServerFactory", "EchoServerProtocol"]
 
 _log = Logger()
+
+
+class ConnectionMetrics(TypingProtocol):
+    """What L{EchoServerFactory} tells its metrics (C{ServerMetrics} has the shape)."""
+
+    def connection_opened(self) -> None:
+        """A connection was accepted."""
+
+    def connection_refused(self) -> None:
+        """A connection was closed at once because of the connection limit."""
+
+    def connection_ended(self, fields: Mapping[str, Any]) -> None:
+        """A connection ended; C{fields} is the connection's log event."""
 
 
 @implementer(IHandshakeListener)
@@ -226,7 +237,7 @@ class EchoServerFactory(Factory):
         idle_timeout: float | None = 300.0,
         clock: IReactorTime | None = None,
         max_connections: int | None = 10_000,
-        metrics: ServerMetrics | None = None,
+        metrics: ConnectionMetrics | None = None,
     ) -> None:
         """
         @param handshake_timeout: Seconds a TLS peer has to complete its

@@ -2,7 +2,7 @@
 Listening, and saying so: a port that cannot be bound becomes a one-line
 configuration error naming the C{--listen} description, each listener
 announces the address it got (useful with port 0), and the metrics site is
-one more listener, bounded (L{tlsecho._metrics.metrics_site}) and said at
+one more listener, bounded (L{tlsecho._metrics_site.metrics_site}) and said at
 start when it listens beyond loopback.
 """
 
@@ -29,7 +29,7 @@ from zope.interface import implementer
 from ._connlog import format_address
 from ._endpoints import plain_server_endpoint
 from ._errors import ConfigurationError
-from ._metrics import metrics_site
+from ._metrics_site import metrics_site
 
 __all__ = ["AnnouncingEndpoint", "bind_or_explain", "listen_now", "metrics_service"]
 
