@@ -28,7 +28,8 @@ from cryptography import x509
 from ._client_creators import client_creator
 from ._devcert import check_development_files, development_ca_path
 from ._diagnosis import certificate_names, connection_summary
-from ._echoclient import EchoStreamProtocol, echo_stream
+from ._echoclient import echo_stream
+from ._echostream import EchoStreamProtocol
 from ._endpoints import (
     client_endpoint,
     parse_address,
