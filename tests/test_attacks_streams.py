@@ -28,7 +28,7 @@ from tlsecho import (
     client_endpoint,
     echo,
 )
-from tlsecho._echoclient import MAX_OUTSTANDING
+from tlsecho._echostream import MAX_OUTSTANDING
 from tlsecho._input import CHUNK
 
 from _processes import TLSECHO, run_client

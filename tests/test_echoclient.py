@@ -43,7 +43,8 @@ from tlsecho import (
     HandshakeFailed,
     echo,
 )
-from tlsecho._echoclient import MAX_OUTSTANDING, EchoStreamProtocol, echo_stream
+from tlsecho._echoclient import echo_stream
+from tlsecho._echostream import MAX_OUTSTANDING, EchoStreamProtocol
 
 PAYLOAD = b"hello"
 
