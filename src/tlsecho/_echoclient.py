@@ -13,7 +13,7 @@ L{echo_stream} does the same for input that arrives over time, such as
 C{tlsecho client}'s standard input, with an L{EchoStreamProtocol} (from
 L{tlsecho._echostream}): it sends each chunk as it comes, hands each piece of
 the echo that matched to a callback, and stops reading its input while more than
-L{MAX_OUTSTANDING} bytes await their echo or the connection cannot take more, so
+L{tlsecho._echostream.MAX_OUTSTANDING} bytes await their echo or the connection cannot take more, so
 neither a fast input nor a slow server makes it buffer without bound.
 """
 
