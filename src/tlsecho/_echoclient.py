@@ -12,9 +12,9 @@ the client's memory is bounded by its own payload whatever the server sends.
 L{echo_stream} does the same for input that arrives over time, such as
 C{tlsecho client}'s standard input, with an L{EchoStreamProtocol} (from
 L{tlsecho._echostream}): it sends each chunk as it comes, hands each piece of
-the echo that matched to a callback, and stops reading its input while more than
-L{tlsecho._echostream.MAX_OUTSTANDING} bytes await their echo or the connection cannot take more, so
-neither a fast input nor a slow server makes it buffer without bound.
+the echo that matched to a callback, and stops reading its input while more
+than its C{MAX_OUTSTANDING} bytes await their echo or the connection cannot take
+more, so neither a fast input nor a slow server makes it buffer without bound.
 """
 
 from __future__ import annotations
