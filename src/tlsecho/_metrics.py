@@ -34,7 +34,7 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from ._policy import group_label
+from ._profiles import group_label
 
 __all__ = [
     "FAILURE_CLASSES",

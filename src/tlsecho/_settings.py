@@ -31,14 +31,8 @@ from twisted.internet.ssl import TLSVersion
 from ._errors import ConfigurationError
 from ._identity import AllowList, parse_pin
 from ._options import Side
-from ._policy import (
-    INTERMEDIATE_CIPHERS,
-    TLS_VERSIONS,
-    Profile,
-    TLSPolicy,
-    resolve_policy,
-    version_name,
-)
+from ._profiles import INTERMEDIATE_CIPHERS, TLS_VERSIONS, Profile, version_name
+from ._resolution import TLSPolicy, resolve_policy
 from ._setting_values import (
     CONVERSIONS,
     SNICertificate,
