@@ -39,7 +39,8 @@ from tlsecho import (
 )
 from tlsecho._configuration import ServerConfiguration
 from tlsecho._metrics import ServerMetrics
-from tlsecho._policy import PROFILE_GROUPS, available_groups, group_label
+from tlsecho._policy import available_groups
+from tlsecho._profiles import PROFILE_GROUPS, group_label
 
 from _loopback import Loopback, OpenClient, loopback
 from _processes import (

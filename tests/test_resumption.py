@@ -148,7 +148,7 @@ def test_unavailable_build_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where ticket keys cannot be set (a stripped build), the option says why."""
-    from tlsecho import _tickets
+    from tlsecho import _ticket_keys
     from tlsecho._openssl_internals import Unavailable, _symbols
 
     def unavailable(name: str, signature: str) -> None:
@@ -157,7 +157,7 @@ def test_unavailable_build_is_a_clear_error(
     monkeypatch.setattr(_symbols, "openssl_function", unavailable)
     path = _key_file(tmp_path)
     with pytest.raises(ConfigurationError) as raised:
-        _tickets.load_ticket_keys(path)
+        _ticket_keys.load_ticket_keys(path)
     assert str(raised.value) == (
         f"--ticket-key-file {path}: cannot set session-ticket keys in this build: "
         "example.so does not list SSL_CTX_ctrl (stripped?)"

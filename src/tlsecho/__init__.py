@@ -11,6 +11,8 @@ TLS, on top of any Twisted endpoint; L{Material.load} reads the files it names
     endpoint.listen(EchoServerFactory())
 """
 
+# Provides the linked OpenSSL to the settings checks (see tlsecho._tls_library).
+from . import _policy  # noqa: F401
 from ._client_creators import client_creator
 from ._configuration import ServerConfiguration
 from ._creators import ServerConnectionCreator, server_creator
@@ -28,7 +30,7 @@ from ._errors import (
     PeerRejected,
 )
 from ._material import Material
-from ._policy import Profile
+from ._profiles import Profile
 from ._server import EchoService
 from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
 from ._version import package_version as _package_version

@@ -25,7 +25,7 @@ from twisted.python import usage
 from ._configuration import ServerConfiguration
 from ._identity import CertificateNames, spki_sha256
 from ._options import Side
-from ._policy import version_name
+from ._profiles import version_name
 from ._version import describe, versions
 
 __all__ = ["main", "report"]

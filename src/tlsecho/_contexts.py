@@ -28,7 +28,8 @@ from zope.interface import implementer
 from ._errors import ConfigurationError
 from ._files import check_keylog_file
 from ._pem import TLSPrivateKey
-from ._policy import INTERMEDIATE_CIPHERS, apply_policy, is_legacy
+from ._policy import apply_policy
+from ._profiles import INTERMEDIATE_CIPHERS, is_legacy
 from ._settings import TLSSettings
 
 __all__ = ["TrustRoot", "add_crls", "finish", "options_for"]

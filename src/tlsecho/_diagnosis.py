@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from ._errors import PeerRejected
 from ._identity import CertificateNames, describe_identity
-from ._policy import group_label
+from ._profiles import group_label
 from ._refusals import recorded_refusal, reverify
 from ._text import printable
 from ._tlswords import reason_words

@@ -21,7 +21,7 @@ from cryptography import x509
 from . import _files, _pem
 from ._revocation import crl_problems, load_crls, load_ocsp_response
 from ._settings import SNICertificate, TLSSettings
-from ._tickets import load_ticket_keys
+from ._ticket_keys import load_ticket_keys
 
 __all__ = ["EXPIRY_WARNING", "Material", "SNIIdentity"]
 

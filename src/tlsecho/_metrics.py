@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from ._metric_labels import failure_class
-from ._policy import group_label
+from ._profiles import group_label
 
 __all__ = [
     "MULTIPROCESS_ENVIRONMENT",

@@ -175,7 +175,7 @@ def _key_usage_problem(leaf: x509.Certificate) -> str | None:
     Why the server may not sign the handshake with C{leaf}'s key, or L{None}.
 
     Every handshake tlsecho allows has the server sign with it (TLS 1.3, and
-    TLS 1.2 with ECDHE only, see L{tlsecho._policy}), so a keyUsage extension
+    TLS 1.2 with ECDHE only, see L{tlsecho._profiles}), so a keyUsage extension
     must allow digitalSignature (RFC 5280 4.2.1.3).  OpenSSL checks this for
     ECDSA keys in TLS 1.2 only.
     """

@@ -16,7 +16,7 @@ from typing import Any
 from twisted.internet.ssl import TLSVersion
 
 from ._errors import ConfigurationError
-from ._policy import TLS_VERSIONS
+from ._profiles import TLS_VERSIONS
 
 __all__ = [
     "CONVERSIONS",

@@ -14,8 +14,9 @@ rely on C{TLSSettings(certificate=missing)} failing at once with a
 L{ConfigurationError}, before anything listens.  What is checked without files
 (types, versions and ciphers, pins, allow rules, ALPN names, invalid
 combinations) is checked first.  Checks that depend on the side using the
-settings are L{TLSSettings.check_for_server} and L{TLSSettings.check_for_client};
-C{verify}'s per-side default is resolved only by L{TLSSettings.verify_for}.
+settings are L{TLSSettings.check_for_server} and L{TLSSettings.check_for_client}
+(made in L{tlsecho._side_checks}); C{verify}'s per-side default is resolved
+only by L{TLSSettings.verify_for}.
 """
 
 from __future__ import annotations
@@ -28,17 +29,12 @@ from pathlib import Path
 
 from twisted.internet.ssl import TLSVersion
 
+from . import _side_checks
 from ._errors import ConfigurationError
 from ._identity import AllowList, parse_pin
 from ._options import Side
-from ._policy import (
-    INTERMEDIATE_CIPHERS,
-    TLS_VERSIONS,
-    Profile,
-    TLSPolicy,
-    resolve_policy,
-    version_name,
-)
+from ._profiles import INTERMEDIATE_CIPHERS, TLS_VERSIONS, Profile, version_name
+from ._resolution import TLSPolicy, resolve_policy
 from ._setting_values import (
     CONVERSIONS,
     SNICertificate,
@@ -217,32 +213,7 @@ class TLSSettings:
 
         @raise ConfigurationError: naming the option.
         """
-        verify = self.verify_for(Side.SERVER)
-        if self.certificate is None:
-            raise ConfigurationError("--cert", "the server needs a certificate and key")
-        if verify is not VerifyMode.NONE and not self.ca:
-            raise ConfigurationError(
-                "--verify",
-                f"{verify.value} needs --ca: the CA certificates that client "
-                "certificates must chain to",
-            )
-        if self.allowed and verify is not VerifyMode.REQUIRED:
-            # With "optional", a client that sends no certificate would pass every
-            # rule unchecked: refuse the combination rather than surprise.
-            raise ConfigurationError(
-                "--allow-cn/--allow-dns/--allow-uri/--allow-spki",
-                "need --verify required (and --ca): with optional, clients without a "
-                "certificate would get in unchecked",
-            )
-        if self.crl and verify is VerifyMode.NONE:
-            raise ConfigurationError(
-                "--crl",
-                "checks client certificates: it needs --verify optional or required",
-            )
-        if self.pin_spki:
-            raise ConfigurationError("--pin-spki", "is a client option")
-        if self.require_ocsp_staple:
-            raise ConfigurationError("--require-ocsp-staple", "is a client option")
+        _side_checks.check_for_server(self)
 
     def check_for_client(self) -> None:
         """
@@ -250,21 +221,7 @@ class TLSSettings:
 
         @raise ConfigurationError: naming the option.
         """
-        if self.verify_for(Side.CLIENT) is VerifyMode.OPTIONAL:
-            raise ConfigurationError(
-                "--verify", "optional is a server policy; the client takes required or none"
-            )
-        if (
-            self.sni
-            or self.sni_strict
-            or self.ocsp_response
-            or self.allowed
-            or self.ticket_key_file
-        ):
-            raise ConfigurationError(
-                "--sni/--allow-*/--ocsp-response/--ticket-key-file",
-                "are server options, not client options",
-            )
+        _side_checks.check_for_client(self)
 
     def replace(self, **changes: object) -> TLSSettings:
         """

@@ -25,108 +25,36 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import SSL
 
-from . import _files
 from ._errors import ConfigurationError
 from ._openssl_internals import (
     Unavailable,
-    check_ticket_keys_settable,
     set_session_context_on_client_hello,
     set_ticket_keys,
 )
+from ._ticket_keys import OPTION
 
 __all__ = [
-    "TICKET_KEY_LENGTH",
     "bind_sessions_to_server_name",
     "client_hello_server_name",
     "install_ticket_keys",
-    "load_ticket_keys",
     "session_id_context",
 ]
-
-#: A ticket key file holds 80 bytes: a 16-byte key name, a 32-byte HMAC key
-#: and a 32-byte AES key (as nginx's ssl_session_ticket_key, made with
-#: C{openssl rand 80}).
-TICKET_KEY_LENGTH = 80
-
-_OPTION = "--ticket-key-file"
-
-
-def load_ticket_keys(path: Path) -> bytes:
-    """
-    Read and check a ticket key file, and that this process can install it.
-
-    @raise ConfigurationError: naming C{--ticket-key-file}, the file and the
-        reason: unreadable, open to other users, a key or certificate (PEM or
-        DER) instead of keys, not 80 bytes, or no way to set ticket keys in
-        this build.
-    """
-    keys = _files.read_file(path, _OPTION)
-    _files.check_private_file(path, _OPTION, "ticket key")
-    kind = _encoded_kind(keys)
-    if kind is not None:
-        # Never advise "openssl rand 80 > path" here: it would destroy the key.
-        raise ConfigurationError(
-            _OPTION,
-            f"holds {kind} data (a key or certificate?), not {TICKET_KEY_LENGTH} "
-            "random bytes; make a new file with: "
-            f"(umask 077; openssl rand {TICKET_KEY_LENGTH} > NEWFILE)",
-            path,
-        )
-    if len(keys) != TICKET_KEY_LENGTH:
-        raise ConfigurationError(
-            _OPTION,
-            f"holds {len(keys)} bytes, not {TICKET_KEY_LENGTH}; make one with: "
-            f"openssl rand {TICKET_KEY_LENGTH} > {path}",
-            path,
-        )
-    try:
-        check_ticket_keys_settable()
-    except Unavailable as e:
-        raise ConfigurationError(
-            _OPTION, f"cannot set session-ticket keys in this build: {e}", path
-        ) from None
-    return keys
-
-
-def _encoded_kind(data: bytes) -> str | None:
-    """
-    C{"PEM"} or C{"DER"} if C{data} is a PEM file or one whole DER structure
-    (a key or certificate given by mistake), else L{None}.
-
-    Random bytes are neither: C{openssl rand} does not make a PEM header, and
-    a DER SEQUENCE whose length is exactly the rest of the file is looked for
-    only in a file of the wrong size (80 random bytes are one 1 time in 65536).
-    """
-    if b"-----BEGIN" in data:
-        return "PEM"
-    if len(data) == TICKET_KEY_LENGTH or len(data) < 2 or data[0] != 0x30:
-        return None
-    first = data[1]
-    if first < 0x80:
-        header, length = 2, first
-    else:
-        count = first & 0x7F
-        if not 1 <= count <= 4 or len(data) < 2 + count:
-            return None
-        header, length = 2 + count, int.from_bytes(data[2 : 2 + count], "big")
-    return "DER" if header + length == len(data) else None
 
 
 def install_ticket_keys(context: SSL.Context, keys: bytes) -> None:
     """
     Make C{context} encrypt and decrypt session tickets with C{keys}.
 
-    @param keys: From L{load_ticket_keys}.
+    @param keys: From L{tlsecho._ticket_keys.load_ticket_keys}.
     @raise ConfigurationError: if OpenSSL does not take them.
     """
     if not set_ticket_keys(context, keys):
-        raise ConfigurationError(_OPTION, "OpenSSL did not take the session-ticket keys")
+        raise ConfigurationError(OPTION, "OpenSSL did not take the session-ticket keys")
 
 
 def session_id_context(
@@ -174,8 +102,9 @@ def bind_sessions_to_server_name(context: SSL.Context, policy: bytes) -> None:
     under another policy, is then not found: a full handshake follows, with
     the certificate for the name sent.
 
-    Where the per-connection context cannot be set (see L{load_ticket_keys}),
-    sessions are not resumed at all: fail closed.
+    Where the per-connection context cannot be set (see
+    L{tlsecho._ticket_keys.load_ticket_keys}), sessions are not resumed at all:
+    fail closed.
     """
 
     def choose(message: bytes) -> bytes:

@@ -43,7 +43,7 @@ from ._listen import is_loopback_host
 from ._material import Material
 from ._options import Side, options_for
 from ._pem import load_ca_certificates
-from ._policy import Profile
+from ._profiles import Profile
 from ._reference_name import reference_name
 from ._settings import TLSSettings, VerifyMode
 
