@@ -25,7 +25,7 @@ from twisted.test.iosim import IOPump, connectedServerAndClient
 from zope.interface import implementer
 
 from tlsecho import EchoClientProtocol, EchoServerFactory
-from tlsecho._tlsprotocol import TLSFactory
+from tlsecho._tls._tlsprotocol import TLSFactory
 
 
 @implementer(IHandshakeListener)

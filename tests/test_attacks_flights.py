@@ -37,8 +37,13 @@ from twisted.test.iosim import connectedServerAndClient
 from zope.interface import implementer
 
 from tlsecho import TLSSettings, TLSVersion, VerifyMode, client_creator, server_creator
-from tlsecho._endpoints import client_endpoint, server_endpoint
-from tlsecho._tlsprotocol import OVERRIDDEN, TLSFactory, TLSProtocol, tls_client_endpoint
+from tlsecho._net._endpoints import client_endpoint, server_endpoint
+from tlsecho._tls._tlsprotocol import (
+    OVERRIDDEN,
+    TLSFactory,
+    TLSProtocol,
+    tls_client_endpoint,
+)
 
 from _processes import ServerProcess, identity, run_client, start_server
 from conftest import TLSFiles

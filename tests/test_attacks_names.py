@@ -17,8 +17,8 @@ import trustme
 from cryptography import x509
 from twisted.python.failure import Failure
 
-import tlsecho._client_creators as client_creators
-import tlsecho._server_checks as server_checks
+import tlsecho._tls._client_creator as client_creators
+import tlsecho._tls._server_checks as server_checks
 from tlsecho import (
     HandshakeFailed,
     TLSSettings,

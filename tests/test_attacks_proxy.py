@@ -18,7 +18,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tlsecho._proxy import MAX_V2_HEADER, _LoggedProxyFactory, proxy_state
+from tlsecho._net._proxy import MAX_V2_HEADER, _LoggedProxyFactory, proxy_state
 
 from _processes import ServerProcess, identity, metrics_of, run_twistd, start_server
 from conftest import TLSFiles
@@ -58,7 +58,7 @@ def _connect(
     if trusted is None:
         factory = _LoggedProxyFactory(Factory.forProtocol(_Recorder))
     else:
-        from tlsecho._proxy import trusted_sources
+        from tlsecho._net._proxy import trusted_sources
 
         factory = _LoggedProxyFactory(
             Factory.forProtocol(_Recorder), trusted=trusted_sources(trusted)

@@ -19,7 +19,7 @@ from cryptography.x509 import ocsp
 from OpenSSL import SSL
 
 from tlsecho import ConfigurationError, Material, TLSSettings
-from tlsecho._tickets import client_hello_server_name
+from tlsecho._tls._tickets import client_hello_server_name
 
 from _processes import (
     TLSECHO,
@@ -317,7 +317,7 @@ def test_staple_about_another_certificate_is_refused_by_the_check(
     """The client's staple check refuses a good, issuer-signed response about another
     certificate: OpenSSL 4 servers (tlsecho's, the hostile one above) will not
     staple one, so the check is driven directly with what a server could send."""
-    from tlsecho._revocation import check_ocsp_staple
+    from tlsecho._settings._revocation import check_ocsp_staple
 
     other, _ = write_cert(tls_files.server_ca.issue_cert("other.example"), tmp_path, "o")
     staple = ocsp_response(leaf_of(other), tls_files.server_ca)
@@ -532,7 +532,7 @@ def test_no_resumption_where_the_name_cannot_be_bound(
     """Where SSL_set_session_id_context is out of reach, sessions are not resumed at
     all (fail closed): no tickets, no session cache."""
     from tlsecho import server_creator
-    from tlsecho._openssl_internals import Unavailable, _symbols
+    from tlsecho._tls._openssl_internals import Unavailable, _symbols
 
     def unavailable(name: str, signature: str) -> None:
         raise Unavailable("example.so does not list it (stripped?)")

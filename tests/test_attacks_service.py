@@ -17,7 +17,7 @@ import time
 import psutil
 import pytest
 
-from tlsecho._metrics_site import METRICS_IDLE_TIMEOUT, METRICS_MAX_CONNECTIONS
+from tlsecho._app._metrics_site import METRICS_IDLE_TIMEOUT, METRICS_MAX_CONNECTIONS
 
 from _processes import (
     TWISTD_COMMAND,

@@ -28,8 +28,8 @@ from tlsecho import (
     client_endpoint,
     echo,
 )
-from tlsecho._echostream import MAX_OUTSTANDING
-from tlsecho._input import CHUNK
+from tlsecho._app._input import CHUNK
+from tlsecho._net._echostream import MAX_OUTSTANDING
 
 from _processes import TLSECHO, run_client
 from conftest import TLSFiles

@@ -24,7 +24,7 @@ import pytest
 import trustme
 
 from tlsecho import ConfigurationError
-from tlsecho._endpoints import parse_unix_address
+from tlsecho._net._endpoints import parse_unix_address
 
 from _processes import TLSECHO, ServerProcess, identity, start_server
 from conftest import TLSFiles, write_cert

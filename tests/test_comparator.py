@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tlsecho._comparator import Differs, EchoComparator, RunsPast
+from tlsecho._net._comparator import Differs, EchoComparator, RunsPast
 
 SENT = bytes(range(256)) * 4
 

@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._config.load_config}: the C{--config} TOML file read with TOML's
+Tests for L{tlsecho._app._toml.load_config}: the C{--config} TOML file read with TOML's
 own types, each value checked by its row of the option table, paths resolved against
 the file's directory, and every problem a L{ConfigurationError} naming C{--config},
 the file and the key.
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tlsecho import ConfigurationError
-from tlsecho._config import load_config
-from tlsecho._options import OPTIONS, Side, options_for
+from tlsecho._app._toml import load_config
+from tlsecho._settings._options import OPTIONS, Side, options_for
 
 #: The server's keys that take several values.
 REPEATABLE_KEYS = sorted(o.name for o in options_for(Side.SERVER) if o.repeatable)

@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._connlog}: addresses as text, and the fields and message of
+Tests for L{tlsecho._net._connlog}: addresses as text, and the fields and message of
 the one event a connection is logged and counted with, from plain values (no
 transport, no reactor).
 """
@@ -13,7 +13,7 @@ import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 import tlsecho
-from tlsecho._connlog import (
+from tlsecho._net._connlog import (
     HEALTH_CHECK,
     Ending,
     connection_fields,

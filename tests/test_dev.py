@@ -101,7 +101,7 @@ def test_more_extras_install(dev: Dev) -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        "src/tlsecho/_cli.py",
+        "src/tlsecho/__main__.py",
         "twisted/plugins/tlsecho_plugin.py",
         "pyproject.toml",
         "src/tlsecho/new_module.py",
@@ -138,7 +138,7 @@ def test_bytecode_and_caches_do_not_reinstall(dev: Dev) -> None:
 def test_failed_install_leaves_no_stamp(dev: Dev) -> None:
     """An install that fails is retried next time."""
     dev.setup("test")
-    (dev.root / "src" / "tlsecho" / "_cli.py").write_text("# broken\n")
+    (dev.root / "src" / "tlsecho" / "__main__.py").write_text("# broken\n")
     dev.fail = True
     with pytest.raises(SystemExit):
         dev.setup("test")

@@ -1,6 +1,7 @@
 """
-Tests for the development default (L{tlsecho._devcert}): a local CA and a C{localhost}
-certificate made once in the state directory, reused after, renewed near expiry.
+Tests for the development default (L{tlsecho._settings._devcert}): a local CA and
+a C{localhost} certificate made once in the state directory, reused after,
+renewed near expiry.
 
 conftest gives every test its own C{XDG_STATE_HOME}, so nothing here touches the real
 development CA.
@@ -28,7 +29,7 @@ from tlsecho import (
     ensure_development_certificate,
     server_creator,
 )
-from tlsecho._devcert import development_ca_path, state_directory
+from tlsecho._settings._devcert import development_ca_path, state_directory
 
 FILES = ("dev-ca.pem", "dev-ca.key", "localhost.pem", "localhost.key")
 

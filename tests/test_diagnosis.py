@@ -1,5 +1,5 @@
 """
-Tests for tlsecho._diagnosis (and the refusals it reads, tlsecho._refusals):
+Tests for tlsecho._tls._diagnosis (and the refusals it reads, tlsecho._tls._refusals):
 hand-made failures turned into one line of words.
 
 The failures of real handshakes are tested in test_creators; here each branch of
@@ -16,14 +16,14 @@ from service_identity.hazmat import DNS_ID, IPAddress_ID
 from twisted.internet import error
 from twisted.python.failure import Failure
 
-from tlsecho import _tlswords
-from tlsecho._diagnosis import (
+from tlsecho._tls import _tlswords
+from tlsecho._tls._diagnosis import (
     certificate_names,
     connection_summary,
     describe_failure,
     is_tls_failure,
 )
-from tlsecho._refusals import record_verify_error, verify_error_text
+from tlsecho._tls._refusals import record_verify_error, verify_error_text
 
 Codes = SSL.X509VerificationCodes
 

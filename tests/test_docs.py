@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tlsecho._options import OPTIONS
+from tlsecho._settings._options import OPTIONS
 
 from _docs import DOCS, ROOT, Block, blocks, doc_block
 from _processes import BIN

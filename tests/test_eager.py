@@ -1,5 +1,5 @@
 """
-L{tlsecho._eager}: on tlsecho's TCP listeners a write to an idle connection is
+L{tlsecho._net._eager}: on tlsecho's TCP listeners a write to an idle connection is
 sent inside C{write()}; what the socket does not take is queued in order, as
 Twisted always does.  Real loopback sockets.  (The flow-control tests in
 test_flow_control.py run on the same transport.)
@@ -17,7 +17,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
 from twisted.internet.unix import Port as UNIXPort
 
-from tlsecho._eager import EagerServer, eager_endpoint
+from tlsecho._net._eager import EagerServer, eager_endpoint
 
 
 class _Writer(Protocol):

@@ -43,8 +43,8 @@ from tlsecho import (
     HandshakeFailed,
     echo,
 )
-from tlsecho._echoclient import echo_stream
-from tlsecho._echostream import MAX_OUTSTANDING, EchoStreamProtocol
+from tlsecho._net._echoclient import echo_stream
+from tlsecho._net._echostream import MAX_OUTSTANDING, EchoStreamProtocol
 
 PAYLOAD = b"hello"
 

@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._endpoints}: C{HOST:PORT} parsing, the loopback-only check the
+Tests for L{tlsecho._net._endpoints}: C{HOST:PORT} parsing, the loopback-only check the
 development certificate relies on, and the C{--listen} description checks, with a
 L{MemoryReactor} (nothing listens).
 """
@@ -14,7 +14,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from tlsecho import ConfigurationError, TLSSettings, client_creator, server_creator
-from tlsecho._endpoints import (
+from tlsecho._net._endpoints import (
     client_endpoint,
     parse_address,
     plain_server_endpoint,

@@ -1,5 +1,5 @@
 """
-Tests for tlsecho._files: reading the files tlsecho is given and refusing those
+Tests for tlsecho._settings._files: reading the files tlsecho is given and refusing those
 others may read or change, on real files in a temporary directory.
 
 What the server, the client and C{tlsecho check} say about such files is tested
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tlsecho import ConfigurationError
-from tlsecho._files import (
+from tlsecho._settings._files import (
     check_keylog_file,
     check_not_writable,
     check_private_file,

@@ -37,10 +37,10 @@ from tlsecho import (
     _policy,
     server_creator,
 )
-from tlsecho._configuration import ServerConfiguration
-from tlsecho._metrics import ServerMetrics
-from tlsecho._policy import available_groups
-from tlsecho._profiles import PROFILE_GROUPS, group_label
+from tlsecho._app._configuration import ServerConfiguration
+from tlsecho._app._metrics import ServerMetrics
+from tlsecho._settings._profiles import PROFILE_GROUPS, group_label
+from tlsecho._tls._policy import available_groups
 
 from _loopback import Loopback, OpenClient, loopback
 from _processes import (
@@ -199,7 +199,7 @@ def test_group_the_openssl_lacks_is_dropped_and_said(
 ) -> None:
     """On an OpenSSL without X25519MLKEM768 the profile leaves it out (the server still
     starts) and tlsecho check names it, in text and JSON."""
-    from tlsecho._check import _print_text, report
+    from tlsecho.check import _print_text, report
 
     monkeypatch.setattr(_policy, "available_groups", lambda: PROFILE_GROUPS[1:])
     configuration = ServerConfiguration.from_options(

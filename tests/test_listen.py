@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._listen}: reading a C{--listen} description as Twisted
+Tests for L{tlsecho._net._listen}: reading a C{--listen} description as Twisted
 does, and the one loopback rule shared by the development certificate (which
 listeners it may serve) and the client (which hosts it trusts the development
 CA for).  Nothing here needs a reactor or a transport.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from twisted.internet.endpoints import _parse
 
-from tlsecho._listen import ListenDescription, _tokens, is_loopback_host
+from tlsecho._net._listen import ListenDescription, _tokens, is_loopback_host
 
 
 @pytest.mark.parametrize(

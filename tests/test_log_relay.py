@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._logs.LogRelay}: a worker's output read back in the main
+Tests for L{tlsecho._app._logs.LogRelay}: a worker's output read back in the main
 process, in whatever pieces the pipe delivers it (no processes).
 """
 
@@ -9,7 +9,7 @@ import io
 
 from twisted.logger import LogEvent, Logger, formatEvent
 
-from tlsecho._logs import RELAYED_TEXT, LogRelay, relay_logs_to_main_process
+from tlsecho._app._logs import RELAYED_TEXT, LogRelay, relay_logs_to_main_process
 
 
 def _worker_output(*events: tuple[str, dict[str, object]]) -> bytes:

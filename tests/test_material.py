@@ -20,7 +20,7 @@ from tlsecho import (
     client_creator,
     server_creator,
 )
-from tlsecho._options import Side
+from tlsecho._settings._options import Side
 
 from conftest import TLSFiles
 

@@ -18,8 +18,8 @@ import pytest
 from cryptography import x509
 from prometheus_client import generate_latest
 
-from tlsecho._metric_labels import FAILURE_CLASSES, failure_class
-from tlsecho._metrics import ServerMetrics
+from tlsecho._app._metric_labels import FAILURE_CLASSES, failure_class
+from tlsecho._app._metrics import ServerMetrics
 
 from _processes import identity, metrics_of, run_client, start_server
 from conftest import TLSFiles

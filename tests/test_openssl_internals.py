@@ -1,5 +1,5 @@
 """
-Tests for tlsecho._openssl_internals, every call tlsecho makes below
+Tests for tlsecho._tls._openssl_internals, every call tlsecho makes below
 pyOpenSSL's public API: each binding, hidden symbol and private pyOpenSSL
 attribute is resolved, and each call is made once and checked, so that a
 pyOpenSSL or cryptography upgrade that removes or changes one fails here,
@@ -20,9 +20,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL, crypto
 
-from tlsecho import _openssl_internals as internals
-from tlsecho._openssl_internals import _excepthook, _hostcheck, _symbols
-from tlsecho._tickets import client_hello_server_name
+from tlsecho._tls import _openssl_internals as internals
+from tlsecho._tls._openssl_internals import _excepthook, _hostcheck, _symbols
+from tlsecho._tls._tickets import client_hello_server_name
 
 #: pyOpenSSL's cffi bindings (OpenSSL._util.lib) the internals use.
 BINDINGS = (

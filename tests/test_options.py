@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._options}: the option table every surface derives from.
+Tests for L{tlsecho._settings._options}: the option table every surface derives from.
 
 Each row must appear on every surface that takes it (the server's C{--help}, the
 client's C{--help}, C{etc/tlsecho.toml}, docs/configuration.md's tables), so the
@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from tlsecho import ConfigurationError
-from tlsecho._options import (
+from tlsecho._settings._options import (
     OPTIONS,
     Option,
     Side,
     option_named,
     options_for,
 )
-from tlsecho._service_options import ServiceOptions
+from tlsecho._settings._service_options import ServiceOptions
 from tlsecho.client import build_parser
 from tlsecho.tap import Options
 
@@ -137,7 +137,7 @@ def test_reference_tables_are_the_option_table(side: Side) -> None:
     Each reference table is exactly the one made from the option table: no row
     missing, added, reordered or reworded.  To update the docs, paste:
     C{python -c 'import sys; sys.path[:0] = ["tests", "src"]; import test_options as t;
-    from tlsecho._options import Side; print(t.reference_table(Side.SERVER))'}.
+    from tlsecho._settings._options import Side; print(t.reference_table(Side.SERVER))'}.
     """
     heading = "Server options" if side is Side.SERVER else "Client options"
     section = _section(CONFIGURATION.read_text(), heading)

@@ -1,6 +1,6 @@
 """
-Tests for tlsecho._pem, the PEM loaders beneath L{tlsecho.TLSSettings}: the cases the
-settings tests do not reach, and the parameters only callers of the loaders use.
+Tests for tlsecho._settings._pem, the PEM loaders beneath L{tlsecho.TLSSettings}: the
+cases the settings tests do not reach, and the parameters only callers of the loaders use.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """
-Tests for tlsecho._reference_name: the name a client checks the server's
+Tests for tlsecho._settings._reference_name: the name a client checks the server's
 certificate for, normalised from what a user typed (no transport, no OpenSSL).
 """
 
@@ -10,7 +10,7 @@ import ipaddress
 import pytest
 
 from tlsecho import ConfigurationError
-from tlsecho._reference_name import ReferenceName, reference_name
+from tlsecho._settings._reference_name import ReferenceName, reference_name
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from pathlib import Path
 import trustme
 
 from tlsecho import TLSSettings, server_creator
-from tlsecho._reload import FileWatch, ReloadingCreator
+from tlsecho._tls._reload import FileWatch, ReloadingCreator
 
 from _processes import identity, start_server
 from conftest import TLSFiles, write_cert

@@ -14,7 +14,7 @@ import pytest
 from twisted.python import usage
 
 from tlsecho import ConfigurationError, TLSSettings, client_creator
-from tlsecho._tickets import session_id_context
+from tlsecho._tls._tickets import session_id_context
 from tlsecho.tap import Options
 
 from _processes import ServerProcess, identity, start_server
@@ -148,8 +148,8 @@ def test_unavailable_build_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where ticket keys cannot be set (a stripped build), the option says why."""
-    from tlsecho import _ticket_keys
-    from tlsecho._openssl_internals import Unavailable, _symbols
+    from tlsecho._settings import _ticket_keys
+    from tlsecho._tls._openssl_internals import Unavailable, _symbols
 
     def unavailable(name: str, signature: str) -> None:
         raise Unavailable(f"example.so does not list {name} (stripped?)")

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tlsecho import ConfigurationError, Material, TLSSettings, TLSVersion, VerifyMode
-from tlsecho._settings import parse_tls_version
+from tlsecho._settings._tls_settings import parse_tls_version
 
 from conftest import TLSFiles, write_cert
 

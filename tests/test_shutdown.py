@@ -15,9 +15,9 @@ import time
 from twisted.internet.task import Clock
 
 from tlsecho import EchoServerProtocol
-from tlsecho._configuration import ServerConfiguration
-from tlsecho._server import CLOSE_GRACE, STOP_GRACE, EchoService
-from tlsecho._settings import TLSSettings
+from tlsecho._app._configuration import ServerConfiguration
+from tlsecho._app._service import CLOSE_GRACE, STOP_GRACE, EchoService
+from tlsecho._settings._tls_settings import TLSSettings
 
 from _processes import identity, start_server
 from conftest import TLSFiles

@@ -1,5 +1,6 @@
 """
-Tests for L{tlsecho._text.printable}: peer-chosen text made inert for one log line.
+Tests for L{tlsecho._settings._text.printable}: peer-chosen text made inert for one
+log line.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from tlsecho._text import ELLIPSIS, MAX_PEER_TEXT, printable
+from tlsecho._settings._text import ELLIPSIS, MAX_PEER_TEXT, printable
 
 
 @pytest.mark.parametrize(

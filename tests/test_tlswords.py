@@ -1,5 +1,5 @@
 """
-Tests for tlsecho._tlswords: TLS alerts, OpenSSL reasons and verify errors in
+Tests for tlsecho._tls._tlswords: TLS alerts, OpenSSL reasons and verify errors in
 words, as plain text in and out (no transport, no OpenSSL).
 """
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tlsecho import _tlswords
-from tlsecho._tlswords import reason_words, verify_error_words
+from tlsecho._tls import _tlswords
+from tlsecho._tls._tlswords import reason_words, verify_error_words
 
 _HANDSHAKE_FAILURE = (
     "the peer refused the handshake (handshake failure: no common cipher "

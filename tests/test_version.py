@@ -18,7 +18,7 @@ import twisted
 from OpenSSL.SSL import OPENSSL_VERSION, OpenSSL_version
 
 import tlsecho
-from tlsecho import _version
+from tlsecho._app import _version
 
 from _processes import TLSECHO, TWIST_COMMAND, ServerProcess, start_server
 from conftest import TLSFiles

@@ -1,5 +1,5 @@
 """
-Tests for L{tlsecho._worker_process}: how the main process of C{--workers} hands
+Tests for L{tlsecho._app._worker_process}: how the main process of C{--workers} hands
 its listening sockets to a worker, and how the worker finds them (no processes).
 """
 
@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from tlsecho._worker_process import (
+from tlsecho._app._worker_process import (
     FIRST_SOCKET,
     SOCKETS_ENVIRONMENT,
     WORKER_ENVIRONMENT,

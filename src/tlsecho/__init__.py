@@ -11,16 +11,16 @@ TLS, on top of any Twisted endpoint; L{Material.load} reads the files it names
     endpoint.listen(EchoServerFactory())
 """
 
-# Provides the linked OpenSSL to the settings checks (see tlsecho._tls_library).
-from . import _policy  # noqa: F401
-from ._client_creators import client_creator
-from ._configuration import ServerConfiguration
-from ._creators import ServerConnectionCreator, server_creator
-from ._devcert import DevelopmentCertificate, ensure_development_certificate
-from ._echoclient import EchoClientProtocol, echo
-from ._echoserver import EchoServerFactory, EchoServerProtocol
-from ._endpoints import client_endpoint, server_endpoint
-from ._errors import (
+# Provides the linked OpenSSL to the settings checks (see tlsecho._settings._tls_library).
+from ._tls import _policy  # noqa: F401
+from ._app._configuration import ServerConfiguration
+from ._app._service import EchoService
+from ._app._version import package_version as _package_version
+from ._net._echoclient import EchoClientProtocol, echo
+from ._net._echoserver import EchoServerFactory, EchoServerProtocol
+from ._net._endpoints import client_endpoint, server_endpoint
+from ._settings._devcert import DevelopmentCertificate, ensure_development_certificate
+from ._settings._errors import (
     ConfigurationError,
     ConnectFailed,
     ConnectionDropped,
@@ -29,11 +29,17 @@ from ._errors import (
     HandshakeFailed,
     PeerRejected,
 )
-from ._material import Material
-from ._profiles import Profile
-from ._server import EchoService
-from ._settings import DEFAULT_CIPHERS, SNICertificate, TLSSettings, TLSVersion, VerifyMode
-from ._version import package_version as _package_version
+from ._settings._material import Material
+from ._settings._profiles import Profile
+from ._settings._tls_settings import (
+    DEFAULT_CIPHERS,
+    SNICertificate,
+    TLSSettings,
+    TLSVersion,
+    VerifyMode,
+)
+from ._tls._client_creator import client_creator
+from ._tls._server_creator import ServerConnectionCreator, server_creator
 
 #: This tlsecho's version, from the package metadata (C{0+unknown} if none says).
 __version__ = _package_version()

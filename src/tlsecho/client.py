@@ -25,27 +25,27 @@ from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
-from ._client_args import EXIT_USAGE, PROG, UNIX_SERVERNAME, build_parser
-from ._client_creators import client_creator
-from ._devcert import check_development_files, development_ca_path
-from ._diagnosis import certificate_names, connection_summary
-from ._echoclient import echo_stream
-from ._echostream import EchoStreamProtocol
-from ._endpoints import (
+from ._app._client_args import EXIT_USAGE, PROG, UNIX_SERVERNAME, build_parser
+from ._app._input import InputReader
+from ._net._echoclient import echo_stream
+from ._net._echostream import EchoStreamProtocol
+from ._net._endpoints import (
     client_endpoint,
     parse_address,
     parse_unix_address,
     unix_client_endpoint,
 )
-from ._errors import ConfigurationError, ConnectionDropped, EchoError
-from ._input import InputReader
-from ._listen import is_loopback_host
-from ._material import Material
-from ._options import Side, options_for
-from ._pem import load_ca_certificates
-from ._profiles import Profile
-from ._reference_name import reference_name
-from ._settings import TLSSettings, VerifyMode
+from ._net._listen import is_loopback_host
+from ._settings._devcert import check_development_files, development_ca_path
+from ._settings._errors import ConfigurationError, ConnectionDropped, EchoError
+from ._settings._material import Material
+from ._settings._options import Side, options_for
+from ._settings._pem import load_ca_certificates
+from ._settings._profiles import Profile
+from ._settings._reference_name import reference_name
+from ._settings._tls_settings import TLSSettings, VerifyMode
+from ._tls._client_creator import client_creator
+from ._tls._diagnosis import certificate_names, connection_summary
 
 __all__ = ["main"]
 

@@ -17,13 +17,13 @@ from typing import Any
 from twisted.application.service import MultiService
 from twisted.python import usage
 
-from ._configuration import ServerConfiguration
-from ._echoserver import EchoServerFactory
-from ._errors import ConfigurationError
-from ._logs import relay_logs_to_main_process, use_json_logs
-from ._options import Option, Side, options_for
-from ._plugin import PluginService, SupervisorService
-from ._worker_process import MainProcessWatch, inherited_sockets
+from ._app._configuration import ServerConfiguration
+from ._app._logs import relay_logs_to_main_process, use_json_logs
+from ._app._runner import PluginService, SupervisorService
+from ._app._worker_process import MainProcessWatch, inherited_sockets
+from ._net._echoserver import EchoServerFactory
+from ._settings._errors import ConfigurationError
+from ._settings._options import Option, Side, options_for
 
 __all__ = ["Options", "makeService"]
 
@@ -46,7 +46,7 @@ def _appender(option: Option) -> Callable[[Options, str], None]:
 class Options(usage.Options):
     """
     Options of the tlsecho server, derived from the option table
-    (L{tlsecho._options.OPTIONS}).
+    (L{tlsecho._settings._options.OPTIONS}).
     """
 
     synopsis = "[--listen DESC ...] [--cert FILE [--key FILE]] [options]"

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tlsecho._devcert import ensure_development_certificate
+from tlsecho._settings._devcert import ensure_development_certificate
 
 __all__ = [
     "KEYLOG_MARKER",

@@ -10,7 +10,7 @@ an unknown kind.  tlsecho promises that only the sources in C{--proxy-trusted}
 C{haproxy:} listener is closed before TLS, logged and counted; that a valid
 header is accepted however it is split; that a header naming no client and
 then nothing is logged when the handshake timeout closes it; that at most
-L{tlsecho._proxy.MAX_V2_HEADER} bytes are buffered before a header is
+L{tlsecho._net._proxy.MAX_V2_HEADER} bytes are buffered before a header is
 complete, a longer header being closed at once; and that every malformed
 header costs one log line and its own connection, never a traceback.
 """

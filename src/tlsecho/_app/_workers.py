@@ -1,0 +1,319 @@
+"""
+Several worker processes on one machine (C{--workers N}), the pre-fork
+pattern of Twisted's C{adoptStreamPort}.
+
+The main process binds every C{--listen} socket once (systemd's sockets too)
+and starts N workers: C{python -m twisted tlsecho} with the same arguments,
+each socket handed over as an inherited file descriptor which the worker adopts
+(L{AdoptedStreamServerEndpoint}) under the same PROXY and TLS layers.  The
+kernel gives each new connection to whichever worker accepts it first.
+
+The main process restarts a worker that dies (at once, or after a pause if it
+dies young), forwards SIGHUP to every worker (each reloads), and on SIGTERM
+stops accepting, forwards it (each drains) and exits once all have exited.
+Workers log through the main process: each writes its log events as JSON to a
+pipe, and the main process publishes them as its own, marked with the worker
+number (L{LogRelay}), so they go wherever the runner's log goes.  What runs in
+the worker itself (adopting the sockets, stopping when the main process is
+gone) is L{tlsecho._app._worker_process}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.interfaces import IListeningPort
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .._net._connlog import format_address
+from .._net._endpoints import transport_endpoint
+from .._settings._errors import ConfigurationError
+from ._configuration import ServerConfiguration, warn_restart_needed
+from ._listening import bind_or_explain, listen_now, metrics_service
+from ._logs import LogRelay
+from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
+from ._version import describe
+from ._worker_process import handover
+
+__all__ = ["WorkerSupervisor"]
+
+#: A worker that dies sooner than this after it started is restarted after a
+#: pause, so a worker that cannot start does not spin.
+YOUNG = 2.0
+#: Seconds after the shutdown timeout when a worker still running is killed:
+#: it should have stopped by itself (the service stops at most STOP_GRACE
+#: after the timeout), and SIGTERM is promised to end within the timeout
+#: plus 1 s.
+KILL_GRACE = 1.0
+
+_log = Logger()
+
+
+class _Idle(Protocol):
+    """Never used: the main process's copy of a socket does not accept."""
+
+
+class _Worker(ProcessProtocol):
+    """
+    One worker process: relays its log events and tells the supervisor when
+    it has ended.
+    """
+
+    def __init__(self, supervisor: WorkerSupervisor, number: int):
+        self.supervisor = supervisor
+        self.number = number
+        self.pid: int | None = None
+        self.started = time.monotonic()
+        self._relay = LogRelay(number)
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.pid = self.transport.pid
+        _log.info("started worker {worker} (pid {pid})", worker=self.number, pid=self.pid)
+
+    def outReceived(self, data: bytes) -> None:
+        self._relay.events_received(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self._relay.errors_received(data)
+
+    def signal(self, name: str) -> None:
+        """Send the worker a signal, if it still runs."""
+        if self.transport is not None and self.transport.pid is not None:
+            self.transport.signalProcess(name)
+
+    def processEnded(self, reason: Failure) -> None:
+        self._relay.flush()
+        self.supervisor.worker_ended(self, reason)
+
+
+class WorkerSupervisor(MultiService):
+    """
+    The main process of C{--workers N}: binds the listeners and keeps N
+    workers serving on them.
+
+    @ivar workers: The worker processes now running, by number.
+    """
+
+    def __init__(
+        self,
+        configuration: ServerConfiguration,
+        arguments: Sequence[str],
+        count: int,
+        shutdown_timeout: float,
+        reactor: Any = None,
+        directory: str | None = None,
+        metrics: str | None = None,
+    ):
+        """
+        @param configuration: What the workers serve (checked already).
+        @param arguments: The plugin's own command-line arguments, which every
+            worker gets too.
+        @param count: How many workers to keep running.
+        @param shutdown_timeout: How long a worker may drain; L{KILL_GRACE}
+            seconds after that, a worker still running is killed.
+        @param reactor: The reactor; the global one by default.
+        @param directory: The workers' working directory: the current one by
+            default (relative paths in the arguments stay valid).
+        @param metrics: Where to serve the workers' metrics, added up
+            (C{--metrics}); L{None}: nowhere.
+        """
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self._reactor = reactor
+        self.configuration = configuration
+        self._arguments = list(arguments)
+        self._count = count
+        self._shutdown_timeout = shutdown_timeout
+        self._directory = directory or os.getcwd()
+        self._ports: list[IListeningPort] = []
+        self._sockets: list[tuple[int, int]] = []
+        self.workers: dict[int, _Worker] = {}
+        self._stopping: Deferred[None] | None = None
+        self._metrics_directory: str | None = None
+        if metrics is not None:
+            self._metrics_directory = tempfile.mkdtemp(prefix="tlsecho-metrics-")
+            registry = workers_registry(self._metrics_directory)
+            metrics_service(reactor, metrics, registry).setServiceParent(self)
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every listener (before privileges are shed), but accept nothing.
+
+        @raise ConfigurationError: naming the C{--listen} description, if a
+            port cannot be bound.
+        """
+        self._bind_listeners()
+        Service.privilegedStartService(self)
+        for child in self:
+            bind_or_explain(child, child.privilegedStartService)
+
+    def _bind_listeners(self) -> None:
+        if self._ports:
+            return  # bound already (twistd binds early; twist does not)
+        _log.info(
+            "starting {versions} with {count} workers",
+            versions=describe(),
+            count=self._count,
+        )
+        for description in self.configuration.listen:
+            endpoint = transport_endpoint(self._reactor, description)
+            port = listen_now(endpoint, Factory.forProtocol(_Idle), description)
+            port.stopReading()  # type: ignore[attr-defined]  # the workers accept
+            sock: socket.socket = port.socket  # type: ignore[attr-defined]
+            self._ports.append(port)
+            self._sockets.append((sock.fileno(), sock.family))
+            _log.info(
+                "tlsecho listening on {address} ({description}) with {count} workers",
+                address=format_address(port.getHost()),
+                description=description,
+                count=self._count,
+            )
+
+    def startService(self) -> None:
+        """
+        Start the workers (binding the listeners first, if not yet done).
+
+        @raise ConfigurationError: as L{privilegedStartService}.
+        """
+        self._bind_listeners()
+        Service.startService(self)
+        for child in self:
+            bind_or_explain(child, child.startService)
+        for number in range(1, self._count + 1):
+            self._spawn(number)
+
+    def _spawn(self, number: int) -> None:
+        if self._stopping is not None:
+            return
+        worker = _Worker(self, number)
+        self.workers[number] = worker
+        environment, inherited = handover(number, self._sockets)
+        if self._metrics_directory is not None:
+            environment[MULTIPROCESS_ENVIRONMENT] = self._metrics_directory
+        command = [sys.executable, "-m", "twisted", "tlsecho", *self._arguments]
+        self._reactor.spawnProcess(
+            worker,
+            sys.executable,
+            command,
+            env=environment,
+            path=self._directory,
+            # Standard input stays open while we live: its end tells a worker
+            # that the main process is gone.
+            childFDs={0: "w", 1: "r", 2: "r", **inherited},
+        )
+
+    def worker_ended(self, worker: _Worker, reason: Failure) -> None:
+        """
+        A worker exited: start another in its place, unless stopping.
+        """
+        if self.workers.get(worker.number) is worker:
+            del self.workers[worker.number]
+        if self._metrics_directory is not None and worker.pid is not None:
+            worker_gone(self._metrics_directory, worker.pid)
+        how = _exit_description(reason)
+        if self._stopping is not None:
+            _log.info(
+                "worker {worker} (pid {pid}) {how}",
+                worker=worker.number,
+                pid=worker.pid,
+                how=how,
+            )
+            if not self.workers and not self._stopping.called:
+                self._stopping.callback(None)
+            return
+        lived = time.monotonic() - worker.started
+        delay = 0.0 if lived >= YOUNG else YOUNG
+        _log.warn(
+            "worker {worker} (pid {pid}) {how} after {lived:.1f}s; starting another{later}",
+            worker=worker.number,
+            pid=worker.pid,
+            how=how,
+            lived=lived,
+            later=f" in {delay:g}s" if delay else "",
+        )
+        self._reactor.callLater(delay, self._spawn, worker.number)
+
+    def reload(self) -> None:
+        """
+        Have every worker reload its TLS configuration (SIGHUP); say here, once,
+        if the new configuration changes what only a restart applies.
+        """
+        _log.info("reloading {count} workers", count=len(self.workers))
+        with contextlib.suppress(ConfigurationError):  # each worker says why
+            warn_restart_needed(self.configuration, self.configuration.reread())
+        for worker in list(self.workers.values()):
+            worker.signal("HUP")
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop accepting, have every worker drain (SIGTERM), and fire once all
+        have exited; kill those still running well after the shutdown timeout.
+        """
+        Service.stopService(self)
+        stopping: Deferred[None] = Deferred()
+        self._stopping = stopping
+        for port in self._ports:
+            port.stopListening()
+        self._ports = []
+        for child in self:
+            child.stopService()
+        if self._metrics_directory is not None:
+            stopping.addBoth(self._forget_metrics)
+        if not self.workers:
+            stopping.callback(None)
+            return stopping
+        _log.info("stopping {count} workers", count=len(self.workers))
+        for worker in list(self.workers.values()):
+            worker.signal("TERM")
+        # A worker drains for the shutdown timeout, then closes and aborts
+        # what is left and exits (EchoService.stopService, within STOP_GRACE);
+        # a worker still running at the promised bound is killed.
+        deadline = self._reactor.callLater(
+            self._shutdown_timeout + KILL_GRACE, self._kill_remaining
+        )
+
+        def stopped(result: None) -> None:
+            if deadline.active():
+                deadline.cancel()
+
+        return stopping.addCallback(stopped)
+
+    def _forget_metrics(self, result: object) -> object:
+        if self._metrics_directory is not None:
+            shutil.rmtree(self._metrics_directory, ignore_errors=True)
+        return result
+
+    def _kill_remaining(self) -> None:
+        for worker in list(self.workers.values()):
+            _log.warn(
+                "worker {worker} (pid {pid}) still running {grace:g}s after the "
+                "shutdown timeout; killing it",
+                worker=worker.number,
+                pid=worker.pid,
+                grace=KILL_GRACE,
+            )
+            worker.signal("KILL")
+
+
+def _exit_description(reason: Failure) -> str:
+    if reason.check(ProcessDone):
+        return "exited"
+    value: Any = reason.value
+    if getattr(value, "signal", None):
+        return f"was killed by signal {value.signal}"
+    return f"exited with status {getattr(value, 'exitCode', '?')}"
