@@ -12,7 +12,6 @@ TLS, on top of any Twisted endpoint; L{Material.load} reads the files it names
 """
 
 # Provides the linked OpenSSL to the settings checks (see tlsecho._settings._tls_library).
-from ._tls import _policy  # noqa: F401
 from ._app._configuration import ServerConfiguration
 from ._app._service import EchoService
 from ._app._version import package_version as _package_version
@@ -38,6 +37,7 @@ from ._settings._tls_settings import (
     TLSVersion,
     VerifyMode,
 )
+from ._tls import _policy  # noqa: F401
 from ._tls._client_creator import client_creator
 from ._tls._server_creator import ServerConnectionCreator, server_creator
 
