@@ -18,7 +18,7 @@ import enum
 
 from twisted.internet.ssl import TLSVersion
 
-from ._errors import ConfigurationError
+from ._values import parse_word
 
 __all__ = [
     "GROUPS",
@@ -132,13 +132,7 @@ class Profile(enum.Enum):
 
         @raise ConfigurationError: for anything else, naming C{option}.
         """
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise ConfigurationError(
-                option,
-                f"unknown profile {text!r} (expected intermediate, modern or old)",
-            ) from None
+        return parse_word(cls, text, option, "profile")
 
 
 def group_label(name: object) -> str:

@@ -17,6 +17,7 @@ from twisted.internet.ssl import TLSVersion
 
 from ._errors import ConfigurationError
 from ._profiles import TLS_VERSIONS
+from ._values import parse_word
 
 __all__ = [
     "CONVERSIONS",
@@ -67,13 +68,7 @@ class VerifyMode(enum.Enum):
 
         @raise ConfigurationError: for anything else, naming C{option}.
         """
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            raise ConfigurationError(
-                option,
-                f"unknown verify mode {text!r} (expected none, optional or required)",
-            ) from None
+        return parse_word(cls, text, option, "verify mode")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,28 @@ from typing import Any, Generic, TypeVar
 
 from ._errors import ConfigurationError
 
-__all__ = ["Option", "Side", "ValueType"]
+__all__ = ["Option", "Side", "ValueType", "parse_word"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+
+
+def parse_word(kind: type[E], text: str, option: str, what: str) -> E:
+    """
+    The member of the string enum C{kind} that C{text} names (any case, spaces
+    around ignored).
+
+    @raise ConfigurationError: naming C{option}, listing the members, for
+        anything else; C{what} names the kind of value (C{"verify mode"}).
+    """
+    try:
+        return kind(text.strip().lower())
+    except ValueError:
+        expected = ", ".join(str(m.value) for m in kind)
+        expected = " or ".join(expected.rsplit(", ", 1))
+        raise ConfigurationError(
+            option, f"unknown {what} {text!r} (expected {expected})"
+        ) from None
 
 
 class Side(enum.Flag):
