@@ -25,10 +25,10 @@ from tlsecho import (
     DevelopmentCertificate,
     Material,
     TLSSettings,
-    _devcert,
     ensure_development_certificate,
     server_creator,
 )
+from tlsecho._settings import _devcert
 from tlsecho._settings._devcert import development_ca_path, state_directory
 
 FILES = ("dev-ca.pem", "dev-ca.key", "localhost.pem", "localhost.key")

@@ -34,12 +34,12 @@ from tlsecho import (
     Profile,
     TLSSettings,
     TLSVersion,
-    _policy,
     server_creator,
 )
 from tlsecho._app._configuration import ServerConfiguration
 from tlsecho._app._metrics import ServerMetrics
 from tlsecho._settings._profiles import PROFILE_GROUPS, group_label
+from tlsecho._tls import _policy
 from tlsecho._tls._policy import available_groups
 
 from _loopback import Loopback, OpenClient, loopback

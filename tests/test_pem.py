@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 from cryptography.x509.oid import NameOID
 
-from tlsecho import ConfigurationError, _pem
+from tlsecho import ConfigurationError
+from tlsecho._settings import _pem
 
 from conftest import TLSFiles, write_cert
 
