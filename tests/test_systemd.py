@@ -63,6 +63,12 @@ def test_service_unit_runs_the_plugin_with_systemd_listen() -> None:
     assert "--listen systemd:domain=INET:index=0" in service
     assert "ExecReload=/bin/kill -HUP $MAINPID" in service
     assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in service
+    # The server notifies systemd (tests/test_health.py): started once ready,
+    # and a watchdog.  Type=notify-reload needs systemd 253 (see the unit).
+    lines = service.splitlines()
+    assert "Type=notify" in lines
+    assert "NotifyAccess=main" in lines
+    assert "WatchdogSec=30s" in lines
     assert "ListenStream=0.0.0.0:443" in (UNITS / "tlsecho.socket").read_text()
 
 

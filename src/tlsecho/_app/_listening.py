@@ -29,7 +29,7 @@ from zope.interface import implementer
 from .._net._connlog import format_address
 from .._net._endpoints import plain_server_endpoint
 from .._settings._errors import ConfigurationError
-from ._metrics_site import metrics_site
+from ._metrics_site import Readiness, metrics_site
 
 __all__ = ["AnnouncingEndpoint", "bind_or_explain", "listen_now", "metrics_service"]
 
@@ -37,11 +37,15 @@ _log = Logger()
 
 
 def metrics_service(
-    reactor: Any, description: str, registry: CollectorRegistry
+    reactor: Any,
+    description: str,
+    registry: CollectorRegistry,
+    readiness: Readiness | None = None,
 ) -> IService:
     """
     A service serving C{registry} as Prometheus metrics on the endpoint
-    C{description}; it fails start-up if it cannot listen.
+    C{description}, with C{/healthz} and C{/readyz} (answered by
+    C{readiness}); it fails start-up if it cannot listen.
     """
     site = StreamServerEndpointService(
         AnnouncingEndpoint(
@@ -50,7 +54,7 @@ def metrics_service(
             "tlsecho metrics on http://{address}/metrics ({description})",
             check=_warn_beyond_loopback,
         ),
-        metrics_site(registry),
+        metrics_site(registry, readiness=readiness),
     )
     site._raiseSynchronously = True
     site.setName("--metrics " + description)

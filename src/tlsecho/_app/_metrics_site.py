@@ -1,7 +1,9 @@
 """
 The metrics listener's site (C{--metrics DESC}): twisted.web serving a
 registry in the Prometheus text format, from the reactor thread, with
-C{prometheus_client}'s own encoder.
+C{prometheus_client}'s own encoder; and C{/healthz} (200 while the process
+serves) and C{/readyz} (200 when ready for traffic, 503 while starting or
+draining) for load balancers and probes.
 
 The site is bounded: at most L{METRICS_MAX_CONNECTIONS} connections at once
 (refusals said in the log at most once a minute), each closed after
@@ -12,6 +14,7 @@ listener cannot use up the descriptors the TLS listeners need.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet.interfaces import IAddress, IProtocolFactory
@@ -35,18 +38,34 @@ METRICS_MAX_CONNECTIONS = 64
 METRICS_IDLE_TIMEOUT = 10.0
 
 
+#: Answers C{/readyz}: whether ready, and in words why (not).
+Readiness = Callable[[], "tuple[bool, str]"]
+
+
 class _MetricsResource(Resource):
     """
-    C{/metrics} in the Prometheus text format; everything else 404.
+    C{/metrics} in the Prometheus text format, C{/healthz} and C{/readyz};
+    everything else 404.
     """
 
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, readiness: Readiness | None = None):
         super().__init__()
         self._registry = registry
+        self._readiness = readiness or (lambda: (True, "ready"))
 
     def render_GET(self, request: Request) -> bytes:
+        if request.path in (b"/healthz", b"/readyz"):
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            request.setHeader(b"Cache-Control", b"no-store")
+            if request.path == b"/healthz":
+                return b"ok\n"
+            ready, words = self._readiness()
+            if not ready:
+                request.setResponseCode(503)
+                return f"not ready: {words}\n".encode()
+            return b"ready\n"
         if request.path not in (b"/metrics", b"/"):
             request.setResponseCode(404)
             return b"not found: try /metrics\n"
@@ -58,16 +77,18 @@ def metrics_site(
     registry: CollectorRegistry,
     max_connections: int = METRICS_MAX_CONNECTIONS,
     idle_timeout: float = METRICS_IDLE_TIMEOUT,
+    readiness: Readiness | None = None,
 ) -> IProtocolFactory:
     """
-    A twisted.web site serving C{registry} at C{/metrics}, holding at most
+    A twisted.web site serving C{registry} at C{/metrics}, C{/healthz} and
+    C{/readyz} (answered by C{readiness}; always ready without), holding at most
     C{max_connections} connections at once (more are closed as they come),
     each closed after C{idle_timeout} seconds without a request.
 
     The metrics listener may face more than the scraper: its connections must
     not use up the descriptors the TLS listeners need.
     """
-    site = Site(_MetricsResource(registry), timeout=idle_timeout)
+    site = Site(_MetricsResource(registry, readiness), timeout=idle_timeout)
     site.protocol = _MetricsChannel  # type: ignore[assignment]
     return _Limited(site, max_connections, "--metrics")
 

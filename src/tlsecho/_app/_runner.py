@@ -19,6 +19,7 @@ from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
 from .._settings._errors import ConfigurationError
+from ._notify import Notifier
 from ._service import EchoService
 from ._workers import WorkerSupervisor
 
@@ -32,7 +33,8 @@ class _AsTheRunnersRunIt(MultiService):
     What a service needs under twistd and twist: a port that cannot be bound
     ends the process with one line on standard error and status 1, not a
     traceback; SIGHUP calls the service's C{reload}; SIGTERM stops it
-    (draining) with a clean exit.
+    (draining) with a clean exit; systemd is notified (C{$NOTIFY_SOCKET}) of
+    readiness, reloads and the drain.
 
     Mixed in before the service class, whose methods it wraps.
     """
@@ -44,6 +46,8 @@ class _AsTheRunnersRunIt(MultiService):
         _exit_on_configuration_error(super().privilegedStartService)
 
     def startService(self) -> None:
+        if not getattr(self, "_worker", False):  # the main process tells systemd
+            cast(Any, self).lifecycle.notifier = Notifier.from_environment()
         _exit_on_configuration_error(super().startService)
         reactor = self._reactor
         reload = cast(Any, self).reload

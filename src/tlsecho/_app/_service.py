@@ -13,8 +13,8 @@ from typing import Any
 
 from cryptography import x509
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -25,21 +25,15 @@ from .._settings._material import Material
 from .._tls._reload import FileWatch, ReloadingCreator
 from .._tls._server_creator import ServerConnectionCreator
 from ._configuration import ServerConfiguration, warn_restart_needed
+from ._drain import CLOSE_GRACE, STOP_GRACE, drain
+from ._health import Lifecycle
 from ._listening import AnnouncingEndpoint, bind_or_explain, metrics_service
 from ._metrics import ServerMetrics
 from ._version import describe
 
-__all__ = ["EchoService"]
+__all__ = ["CLOSE_GRACE", "STOP_GRACE", "EchoService"]
 
 _log = Logger()
-
-#: Seconds after the shutdown timeout that connections still open have to take
-#: their close_notify; then they are aborted (a peer that does not read would
-#: never take it).
-CLOSE_GRACE = 0.25
-#: Seconds after the shutdown timeout when the service has stopped, whatever
-#: is left: SIGTERM ends the process within the shutdown timeout plus 1 s.
-STOP_GRACE = 0.5
 
 
 class EchoService(MultiService):
@@ -47,6 +41,7 @@ class EchoService(MultiService):
     Serve TLS echo on every configured endpoint.
 
     @ivar factory: The echo factory shared by every listener.
+    @ivar lifecycle: Starting, ready or draining, for C{/readyz} and systemd.
     """
 
     def __init__(
@@ -82,13 +77,18 @@ class EchoService(MultiService):
         self.configuration = configuration
         self.factory = factory or EchoServerFactory()
         self.metrics: ServerMetrics | None = None
+        self.lifecycle = Lifecycle(reactor)
+        # Serves /readyz through the drain: stopped last, not with the listeners.
+        self._metrics_service: IService | None = None
         if metrics is not None:
             self.metrics = self.factory.metrics = ServerMetrics()
             self.metrics.serving(_served(configuration.material))
             if serve_metrics:
-                metrics_service(reactor, metrics, self.metrics.registry).setServiceParent(
-                    self
+                site = metrics_service(
+                    reactor, metrics, self.metrics.registry, self.lifecycle.readiness
                 )
+                site.setServiceParent(self)
+                self._metrics_service = site
         self._say_restart_needed = inherited is None  # a worker's main process says it
         self._worker = inherited is not None
         self._announced = False
@@ -171,10 +171,14 @@ class EchoService(MultiService):
         """
         self._announce()
         Service.startService(self)
+        self.lifecycle.start_watchdog()
         for child in self:
             bind_or_explain(child, child.startService)
         if self._watch is not None:
             self._watch.start(self._reload_interval, now=False)
+        # Every endpoint tlsecho makes binds at once: they all listen now.
+        count = len(self.configuration.listen)
+        self.lifecycle.listening(f"serving on {count} listener(s)")
 
     def stopService(self) -> Deferred[None]:
         """
@@ -183,77 +187,39 @@ class EchoService(MultiService):
         rest with close_notify, and abort those that have not closed
         L{CLOSE_GRACE} seconds later.  The returned Deferred fires when all are
         gone, and at the latest L{STOP_GRACE} seconds after the shutdown
-        timeout, which is when twistd lets the process exit.
+        timeout, which is when twistd lets the process exit.  C{/readyz} says
+        503 from the start; the metrics listener stops last.
         """
+        self.lifecycle.stopping()
         if self._watch is not None and self._watch.running:
             self._watch.stop()
-        stopped: Deferred[Any] = maybeDeferred(super().stopService)
-        return stopped.addCallback(lambda _: self._drain())
+        Service.stopService(self)
+        listeners = [child for child in self if child is not self._metrics_service]
+        stopped: Deferred[Any] = DeferredList(
+            [maybeDeferred(child.stopService) for child in reversed(listeners)]
+        )
+        stopped.addCallback(lambda _: self._drain())
+        metrics = self._metrics_service
+        if metrics is not None:
+            stopped.addCallback(lambda _: metrics.stopService())
+        return stopped.addBoth(self._stopped)
+
+    def _stopped(self, result: object) -> object:
+        self.lifecycle.stopped()
+        return result
 
     def _drain(self) -> Deferred[None]:
-        connections = self.factory.connections
-        if not connections:
-            return succeed(None)
-        _log.info(
-            "stopped listening; waiting up to {timeout:g}s for {count} connection(s) "
-            "to finish",
-            timeout=self._shutdown_timeout,
-            count=len(connections),
-        )
-        done: Deferred[None] = Deferred()
-        clock = self._reactor
-        deadline = clock.seconds() + self._shutdown_timeout
-        # What has been done to the connections still open: nothing yet, then
-        # close_notify, then abort.
-        stage: list[str] = []
-
-        def check() -> None:
-            if not connections:
-                poll.stop()
-                done.callback(None)
-                return
-            late = clock.seconds() - deadline
-            if late < 0:
-                return
-            if not stage:
-                stage.append("closing")
-                _log.info(
-                    "closing {count} connection(s) still open after {timeout:g}s",
-                    count=len(connections),
-                    timeout=self._shutdown_timeout,
-                )
-                for protocol in list(connections):
-                    _close_politely(protocol)
-            elif late >= CLOSE_GRACE and len(stage) == 1:
-                stage.append("aborting")
-                _log.info(
-                    "aborting {count} connection(s) that did not close in {grace:g}s",
-                    count=len(connections),
-                    grace=CLOSE_GRACE,
-                )
-                for protocol in list(connections):
-                    _abort(protocol)
-            elif late >= STOP_GRACE:
-                # Aborted connections end at once; one that did not is a bug
-                # in its bookkeeping, which must not keep the process alive.
-                _log.warn(
-                    "stopping with {count} connection(s) not accounted for",
-                    count=len(connections),
-                )
-                poll.stop()
-                done.callback(None)
-
-        poll = LoopingCall(check)
-        poll.clock = clock
-        poll.start(0.05)
-        return done
+        return drain(self.factory.connections, self._reactor, self._shutdown_timeout)
 
     def reload(self) -> bool:
         """
         Read the TLS configuration again and serve new handshakes with it;
         on failure keep the old one (see L{ReloadingCreator.reload}).
         """
-        return self.creator.reload()
+        self.lifecycle.reloading()
+        applied = self.creator.reload()
+        self.lifecycle.reloaded("reloaded" if applied else "reload failed; serving the old")
+        return applied
 
     def _reread(self) -> ServerConnectionCreator:
         """
@@ -276,31 +242,3 @@ def _served(material: Material) -> list[tuple[str, x509.Certificate]]:
     """The served certificates, named by the option that gives them."""
     served = [("--cert", material.chain[0])] if material.chain else []
     return served + [(entry.name, chain[0]) for entry, chain, _ in material.sni_identities]
-
-
-def _abort(protocol: Any) -> None:
-    """
-    Close a connection at once, whatever its peer does (no close_notify).
-    """
-    try:
-        transport = protocol.transport
-        if transport is not None:
-            transport.abortConnection()
-    except Exception:
-        # One connection must not keep the others (and the process) alive.
-        _log.failure("while aborting a connection on shutdown")
-
-
-def _close_politely(protocol: Any) -> None:
-    """
-    Close a connection with close_notify (TLS sends it only once no producer
-    is registered).
-    """
-    try:
-        transport = protocol.transport
-        if transport is None:
-            return
-        transport.unregisterProducer()
-        transport.loseConnection()
-    except Exception:
-        _log.failure("while closing a connection on shutdown")

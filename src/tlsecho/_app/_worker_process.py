@@ -10,25 +10,32 @@ L{WORKER_ENVIRONMENT}; the worker finds them with L{inherited_sockets} and
 adopts them (L{tlsecho._app._service}) under the same PROXY and TLS layers.  A
 worker's standard input is a pipe its main process never writes to: when it
 closes, the main process is gone, however it ended, and L{MainProcessWatch}
-stops the worker (draining, as on SIGTERM).
+stops the worker (draining, as on SIGTERM).  In the main process, each
+worker is a L{WorkerProcess}.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from twisted.application.service import Service
-from twisted.internet.protocol import Protocol
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import ProcessProtocol, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from ._logs import LogRelay
 
 __all__ = [
     "FIRST_SOCKET",
     "SOCKETS_ENVIRONMENT",
     "WORKER_ENVIRONMENT",
     "MainProcessWatch",
+    "WorkerProcess",
+    "exit_description",
     "handover",
     "inherited_sockets",
 ]
@@ -39,11 +46,20 @@ WORKER_ENVIRONMENT = "TLSECHO_WORKER"
 SOCKETS_ENVIRONMENT = "TLSECHO_WORKER_SOCKETS"
 #: The first descriptor number of the inherited listening sockets.
 FIRST_SOCKET = 3
-#: Environment variables of systemd socket activation, meant for the main
-#: process only.
-_SYSTEMD = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
+#: Environment variables of systemd (socket activation, notify, watchdog),
+#: meant for the main process only: only it notifies systemd.
+_SYSTEMD = (
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+)
 
 _log = Logger()
+# The namespace the main process's events about workers had (JSON logs carry it).
+_main_log = Logger(namespace="tlsecho._app._workers")
 
 
 def handover(
@@ -121,3 +137,49 @@ class MainProcessWatch(Service):
             stdout=os.open(os.devnull, os.O_WRONLY),
             reactor=self._reactor,
         )
+
+
+class WorkerProcess(ProcessProtocol):
+    """
+    In the main process, one worker process: relays its log events and calls
+    C{ended} (with itself and why) when it has ended.
+    """
+
+    def __init__(self, number: int, ended: Callable[[WorkerProcess, Failure], object]):
+        self._ended = ended
+        self.number = number
+        self.pid: int | None = None
+        self.started = time.monotonic()
+        self._relay = LogRelay(number)
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.pid = self.transport.pid
+        _main_log.info(
+            "started worker {worker} (pid {pid})", worker=self.number, pid=self.pid
+        )
+
+    def outReceived(self, data: bytes) -> None:
+        self._relay.events_received(data)
+
+    def errReceived(self, data: bytes) -> None:
+        self._relay.errors_received(data)
+
+    def signal(self, name: str) -> None:
+        """Send the worker a signal, if it still runs."""
+        if self.transport is not None and self.transport.pid is not None:
+            self.transport.signalProcess(name)
+
+    def processEnded(self, reason: Failure) -> None:
+        self._relay.flush()
+        self._ended(self, reason)
+
+
+def exit_description(reason: Failure) -> str:
+    """How a worker process ended, in words."""
+    if reason.check(ProcessDone):
+        return "exited"
+    value: Any = reason.value
+    if getattr(value, "signal", None):
+        return f"was killed by signal {value.signal}"
+    return f"exited with status {getattr(value, 'exitCode', '?')}"

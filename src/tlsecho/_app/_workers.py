@@ -32,9 +32,8 @@ from typing import Any
 
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone
 from twisted.internet.interfaces import IListeningPort
-from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -42,11 +41,11 @@ from .._net._connlog import format_address
 from .._net._endpoints import transport_endpoint
 from .._settings._errors import ConfigurationError
 from ._configuration import ServerConfiguration, warn_restart_needed
+from ._health import Lifecycle
 from ._listening import bind_or_explain, listen_now, metrics_service
-from ._logs import LogRelay
 from ._metrics import MULTIPROCESS_ENVIRONMENT, worker_gone, workers_registry
 from ._version import describe
-from ._worker_process import handover
+from ._worker_process import WorkerProcess, exit_description, handover
 
 __all__ = ["WorkerSupervisor"]
 
@@ -66,46 +65,14 @@ class _Idle(Protocol):
     """Never used: the main process's copy of a socket does not accept."""
 
 
-class _Worker(ProcessProtocol):
-    """
-    One worker process: relays its log events and tells the supervisor when
-    it has ended.
-    """
-
-    def __init__(self, supervisor: WorkerSupervisor, number: int):
-        self.supervisor = supervisor
-        self.number = number
-        self.pid: int | None = None
-        self.started = time.monotonic()
-        self._relay = LogRelay(number)
-
-    def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.pid = self.transport.pid
-        _log.info("started worker {worker} (pid {pid})", worker=self.number, pid=self.pid)
-
-    def outReceived(self, data: bytes) -> None:
-        self._relay.events_received(data)
-
-    def errReceived(self, data: bytes) -> None:
-        self._relay.errors_received(data)
-
-    def signal(self, name: str) -> None:
-        """Send the worker a signal, if it still runs."""
-        if self.transport is not None and self.transport.pid is not None:
-            self.transport.signalProcess(name)
-
-    def processEnded(self, reason: Failure) -> None:
-        self._relay.flush()
-        self.supervisor.worker_ended(self, reason)
-
-
 class WorkerSupervisor(MultiService):
     """
     The main process of C{--workers N}: binds the listeners and keeps N
     workers serving on them.
 
     @ivar workers: The worker processes now running, by number.
+    @ivar lifecycle: For C{/readyz} and systemd: ready once the listeners are
+        bound and the workers started, while every worker runs.
     """
 
     def __init__(
@@ -142,13 +109,22 @@ class WorkerSupervisor(MultiService):
         self._directory = directory or os.getcwd()
         self._ports: list[IListeningPort] = []
         self._sockets: list[tuple[int, int]] = []
-        self.workers: dict[int, _Worker] = {}
+        self.workers: dict[int, WorkerProcess] = {}
         self._stopping: Deferred[None] | None = None
         self._metrics_directory: str | None = None
+        self.lifecycle = Lifecycle(reactor)
+        self.lifecycle.conditions.append(self._all_running)
         if metrics is not None:
             self._metrics_directory = tempfile.mkdtemp(prefix="tlsecho-metrics-")
             registry = workers_registry(self._metrics_directory)
-            metrics_service(reactor, metrics, registry).setServiceParent(self)
+            readiness = self.lifecycle.readiness
+            metrics_service(reactor, metrics, registry, readiness).setServiceParent(self)
+
+    def _all_running(self) -> str | None:
+        running = len(self.workers)
+        if running >= self._count:
+            return None
+        return f"{running} of {self._count} workers running"
 
     def privilegedStartService(self) -> None:
         """
@@ -192,15 +168,20 @@ class WorkerSupervisor(MultiService):
         """
         self._bind_listeners()
         Service.startService(self)
+        self.lifecycle.start_watchdog()
         for child in self:
             bind_or_explain(child, child.startService)
         for number in range(1, self._count + 1):
             self._spawn(number)
+        # The bound sockets queue connections until a worker accepts them.
+        self.lifecycle.listening(
+            f"serving on {len(self._ports)} listener(s) with {self._count} workers"
+        )
 
     def _spawn(self, number: int) -> None:
         if self._stopping is not None:
             return
-        worker = _Worker(self, number)
+        worker = WorkerProcess(number, self.worker_ended)
         self.workers[number] = worker
         environment, inherited = handover(number, self._sockets)
         if self._metrics_directory is not None:
@@ -217,7 +198,7 @@ class WorkerSupervisor(MultiService):
             childFDs={0: "w", 1: "r", 2: "r", **inherited},
         )
 
-    def worker_ended(self, worker: _Worker, reason: Failure) -> None:
+    def worker_ended(self, worker: WorkerProcess, reason: Failure) -> None:
         """
         A worker exited: start another in its place, unless stopping.
         """
@@ -225,7 +206,7 @@ class WorkerSupervisor(MultiService):
             del self.workers[worker.number]
         if self._metrics_directory is not None and worker.pid is not None:
             worker_gone(self._metrics_directory, worker.pid)
-        how = _exit_description(reason)
+        how = exit_description(reason)
         if self._stopping is not None:
             _log.info(
                 "worker {worker} (pid {pid}) {how}",
@@ -254,24 +235,27 @@ class WorkerSupervisor(MultiService):
         if the new configuration changes what only a restart applies.
         """
         _log.info("reloading {count} workers", count=len(self.workers))
+        self.lifecycle.reloading()
         with contextlib.suppress(ConfigurationError):  # each worker says why
             warn_restart_needed(self.configuration, self.configuration.reread())
         for worker in list(self.workers.values()):
             worker.signal("HUP")
+        self.lifecycle.reloaded(f"reload passed on to {len(self.workers)} workers")
 
     def stopService(self) -> Deferred[None]:
         """
         Stop accepting, have every worker drain (SIGTERM), and fire once all
         have exited; kill those still running well after the shutdown timeout.
+        The metrics listener (C{/readyz}: 503) serves until then.
         """
+        self.lifecycle.stopping()
         Service.stopService(self)
         stopping: Deferred[None] = Deferred()
         self._stopping = stopping
         for port in self._ports:
             port.stopListening()
         self._ports = []
-        for child in self:
-            child.stopService()
+        stopping.addBoth(self._stop_children)
         if self._metrics_directory is not None:
             stopping.addBoth(self._forget_metrics)
         if not self.workers:
@@ -293,6 +277,12 @@ class WorkerSupervisor(MultiService):
 
         return stopping.addCallback(stopped)
 
+    def _stop_children(self, result: object) -> object:
+        for child in self:
+            child.stopService()
+        self.lifecycle.stopped()
+        return result
+
     def _forget_metrics(self, result: object) -> object:
         if self._metrics_directory is not None:
             shutil.rmtree(self._metrics_directory, ignore_errors=True)
@@ -308,12 +298,3 @@ class WorkerSupervisor(MultiService):
                 grace=KILL_GRACE,
             )
             worker.signal("KILL")
-
-
-def _exit_description(reason: Failure) -> str:
-    if reason.check(ProcessDone):
-        return "exited"
-    value: Any = reason.value
-    if getattr(value, "signal", None):
-        return f"was killed by signal {value.signal}"
-    return f"exited with status {getattr(value, 'exitCode', '?')}"

@@ -276,8 +276,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "metrics",
         ENDPOINT,
-        "Serve Prometheus metrics (plain HTTP, /metrics) on this endpoint, "
-        "e.g. tcp:9100:interface=127.0.0.1.",
+        "Serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz), "
+        "plain HTTP, on this endpoint, e.g. tcp:9100:interface=127.0.0.1.",
         _SVC,
         restart_only=True,
     ),
