@@ -149,9 +149,9 @@ class EchoService(MultiService):
             return
         self._announced = True
         if not self._worker:
-            _log.info("starting {versions}", versions=describe())
+            _log.info("starting {versions}", versions=describe(), event="server.starting")
         for warning in self.configuration.material.warnings():
-            _log.warn("{warning}", warning=warning)
+            _log.warn("{warning}", warning=warning, event="config.warning")
         development = self.configuration.development
         if development is not None:
             _log.info(
@@ -161,6 +161,7 @@ class EchoService(MultiService):
                 certificate=str(development.certificate),
                 key=str(development.private_key),
                 ca=str(development.ca),
+                event="server.development_certificate",
             )
 
     def startService(self) -> None:
@@ -199,6 +200,7 @@ class EchoService(MultiService):
             "to finish",
             timeout=self._shutdown_timeout,
             count=len(connections),
+            event="server.stopping",
         )
         done: Deferred[None] = Deferred()
         clock = self._reactor
@@ -221,6 +223,7 @@ class EchoService(MultiService):
                     "closing {count} connection(s) still open after {timeout:g}s",
                     count=len(connections),
                     timeout=self._shutdown_timeout,
+                    event="server.closing",
                 )
                 for protocol in list(connections):
                     _close_politely(protocol)
@@ -230,6 +233,7 @@ class EchoService(MultiService):
                     "aborting {count} connection(s) that did not close in {grace:g}s",
                     count=len(connections),
                     grace=CLOSE_GRACE,
+                    event="server.aborting",
                 )
                 for protocol in list(connections):
                     _abort(protocol)
@@ -239,6 +243,7 @@ class EchoService(MultiService):
                 _log.warn(
                     "stopping with {count} connection(s) not accounted for",
                     count=len(connections),
+                    event="internal.error",
                 )
                 poll.stop()
                 done.callback(None)
@@ -288,7 +293,7 @@ def _abort(protocol: Any) -> None:
             transport.abortConnection()
     except Exception:
         # One connection must not keep the others (and the process) alive.
-        _log.failure("while aborting a connection on shutdown")
+        _log.failure("while aborting a connection on shutdown", event="internal.error")
 
 
 def _close_politely(protocol: Any) -> None:
@@ -303,4 +308,4 @@ def _close_politely(protocol: Any) -> None:
         transport.unregisterProducer()
         transport.loseConnection()
     except Exception:
-        _log.failure("while closing a connection on shutdown")
+        _log.failure("while closing a connection on shutdown", event="internal.error")

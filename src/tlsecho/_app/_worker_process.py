@@ -95,7 +95,9 @@ class _Orphaned(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self._reactor.running:
-            _log.warn("the main process is gone; stopping this worker")
+            _log.warn(
+                "the main process is gone; stopping this worker", event="worker.orphaned"
+            )
             self._reactor.stop()
 
 

@@ -81,8 +81,9 @@ class _Worker(ProcessProtocol):
 
     def connectionMade(self) -> None:
         assert self.transport is not None
-        self.pid = self.transport.pid
-        _log.info("started worker {worker} (pid {pid})", worker=self.number, pid=self.pid)
+        self.pid = pid = self.transport.pid
+        about = {"worker": self.number, "pid": pid, "event": "worker.started"}
+        _log.info("started worker {worker} (pid {pid})", **about)
 
     def outReceived(self, data: bytes) -> None:
         self._relay.events_received(data)
@@ -169,6 +170,7 @@ class WorkerSupervisor(MultiService):
             "starting {versions} with {count} workers",
             versions=describe(),
             count=self._count,
+            event="server.starting",
         )
         for description in self.configuration.listen:
             endpoint = transport_endpoint(self._reactor, description)
@@ -182,6 +184,7 @@ class WorkerSupervisor(MultiService):
                 address=format_address(port.getHost()),
                 description=description,
                 count=self._count,
+                event="server.listening",
             )
 
     def startService(self) -> None:
@@ -232,6 +235,7 @@ class WorkerSupervisor(MultiService):
                 worker=worker.number,
                 pid=worker.pid,
                 how=how,
+                event="worker.exited",
             )
             if not self.workers and not self._stopping.called:
                 self._stopping.callback(None)
@@ -245,6 +249,7 @@ class WorkerSupervisor(MultiService):
             how=how,
             lived=lived,
             later=f" in {delay:g}s" if delay else "",
+            event="worker.restarting",
         )
         self._reactor.callLater(delay, self._spawn, worker.number)
 
@@ -253,7 +258,8 @@ class WorkerSupervisor(MultiService):
         Have every worker reload its TLS configuration (SIGHUP); say here, once,
         if the new configuration changes what only a restart applies.
         """
-        _log.info("reloading {count} workers", count=len(self.workers))
+        count = len(self.workers)
+        _log.info("reloading {count} workers", count=count, event="reload.started")
         with contextlib.suppress(ConfigurationError):  # each worker says why
             warn_restart_needed(self.configuration, self.configuration.reread())
         for worker in list(self.workers.values()):
@@ -277,7 +283,8 @@ class WorkerSupervisor(MultiService):
         if not self.workers:
             stopping.callback(None)
             return stopping
-        _log.info("stopping {count} workers", count=len(self.workers))
+        count = len(self.workers)
+        _log.info("stopping {count} workers", count=count, event="server.stopping")
         for worker in list(self.workers.values()):
             worker.signal("TERM")
         # A worker drains for the shutdown timeout, then closes and aborts
@@ -306,6 +313,7 @@ class WorkerSupervisor(MultiService):
                 worker=worker.number,
                 pid=worker.pid,
                 grace=KILL_GRACE,
+                event="worker.killed",
             )
             worker.signal("KILL")
 
