@@ -26,6 +26,7 @@ from _processes import (
     TWISTD_COMMAND,
     ServerProcess,
     identity,
+    metrics_of,
     run_client,
     start_server,
 )
@@ -212,3 +213,44 @@ def test_unknown_log_format_is_refused(tls_files: TLSFiles) -> None:
         "tlsecho: --log-format: expected text or json, not 'xml' "
         "(see 'twistd tlsecho --help')"
     )
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_a_healthy_start_and_scrape_log_no_warning(
+    servers: list, tls_files: TLSFiles, workers: list[str]
+) -> None:
+    """A healthy start, a connection and two /metrics scrapes log nothing at warning
+    or above, and no access-log line (with --workers, no prometheus-client warning
+    from any worker)."""
+    server = ServerProcess(
+        [
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            *identity(tls_files),
+            "--metrics",
+            "tcp:0:interface=127.0.0.1",
+            "--log-format",
+            "json",
+            *workers,
+        ]
+    )
+    servers.append(server)
+    port = int(
+        server.wait_for(
+            r'"event":"server\.listening".*"address":"127\.0\.0\.1:(\d+)"'
+        ).group(1)
+    )
+    if workers:
+        # Each worker has started serving (the gauge is set then).
+        for number in (1, 2):
+            server.wait_for(rf'"event":"server\.listening".*"worker":{number}\b')
+    assert metrics_of(server)["tlsecho_connections_total"] == 0
+    result = run_client(f"127.0.0.1:{port}", "--ca", str(tls_files.ca))
+    assert result.returncode == 0, result.stderr
+    server.wait_for(r'"event":"connection\.closed"')
+    assert metrics_of(server)["tlsecho_connections_total"] == 1
+    assert server.stop() == 0
+    records = [checked(line) for line in server.lines if line.strip()]
+    loud = [r for r in records if r["level"] not in ("debug", "info")]
+    assert loud == []
+    assert not [r for r in records if "/metrics HTTP" in str(r["message"])]
