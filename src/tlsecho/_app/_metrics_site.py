@@ -79,7 +79,7 @@ class _QuietSite(Site):
 
     noisy = False
 
-    def log(self, request: Request) -> None:
+    def log(self, request: object) -> None:
         pass
 
 
