@@ -216,5 +216,5 @@ def start_json_server(
         ["--listen", listen, *arguments, "--log-format", "json"], command=command
     )
     servers.append(server)
-    port = server.wait_for(r'"address": "127\.0\.0\.1:(\d+)"').group(1)
+    port = server.wait_for(r'"address":"127\.0\.0\.1:(\d+)"').group(1)
     return server, int(port)

@@ -386,7 +386,7 @@ def test_cli_sends_the_normalised_name(tls_files: TLSFiles, servers: list) -> No
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == b"hello\n"
-    assert server.wait_for(r'"sni": "([^"]*)"').group(1) == "localhost"
+    assert server.wait_for(r'"sni":"([^"]*)"').group(1) == "localhost"
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ PURE = (
     "_settings/_values.py",
     "_settings/_service_options.py",
     "_app/_metric_labels.py",
+    "_app/_log_schema.py",
     "_tls/_tlswords.py",
     "_net/_connlog.py",
     "_net/_listen.py",

@@ -236,10 +236,10 @@ def test_json_logs_carry_the_worker(
 ) -> None:
     """With --log-format json, worker events are JSON lines with a worker field."""
     server, port = start_json_server(servers, "--workers", "2", *identity(tls_files))
-    server.wait_for(r'"worker": 2')
+    server.wait_for(r'"worker":2\b')
     result = run_client(f"127.0.0.1:{port}", "--ca", str(tls_files.ca))
     assert result.returncode == 0, result.stderr
-    line = server.wait_for(r'"bytes_in": 6').string
+    line = server.wait_for(r'"bytes_in":6,').string
     event = json.loads(line)
     assert event["worker"] in (1, 2)
     assert event["peer"].startswith("127.0.0.1:")

@@ -18,7 +18,7 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 from ._app._configuration import ServerConfiguration
-from ._app._logs import relay_logs_to_main_process, use_json_logs
+from ._app._logs import relay_logs_to_main_process, use_log_format
 from ._app._runner import PluginService, SupervisorService
 from ._app._worker_process import MainProcessWatch, inherited_sockets
 from ._net._echoserver import EchoServerFactory
@@ -120,8 +120,8 @@ class Options(usage.Options):
             return
         if self["inherited"] is not None:
             relay_logs_to_main_process(runner)
-        elif service.log_format == "json":
-            use_json_logs(runner)
+        else:
+            use_log_format(runner, service.log_format)
 
 
 def makeService(options: Mapping[str, Any]) -> MultiService:

@@ -197,4 +197,5 @@ def warn_restart_needed(running: ServerConfiguration, new: ServerConfiguration) 
             "reload: {options} changed, which only a restart applies; "
             "still using the running values",
             options=", ".join(changed),
+            event="reload.restart_needed",
         )

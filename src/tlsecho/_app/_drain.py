@@ -39,6 +39,7 @@ def drain(connections: Any, clock: Any, timeout: float) -> Deferred[None]:
         "stopped listening; waiting up to {timeout:g}s for {count} connection(s) to finish",
         timeout=timeout,
         count=len(connections),
+        event="server.stopping",
     )
     done: Deferred[None] = Deferred()
     deadline = clock.seconds() + timeout
@@ -60,6 +61,7 @@ def drain(connections: Any, clock: Any, timeout: float) -> Deferred[None]:
                 "closing {count} connection(s) still open after {timeout:g}s",
                 count=len(connections),
                 timeout=timeout,
+                event="server.closing",
             )
             for protocol in list(connections):
                 _close_politely(protocol)
@@ -69,6 +71,7 @@ def drain(connections: Any, clock: Any, timeout: float) -> Deferred[None]:
                 "aborting {count} connection(s) that did not close in {grace:g}s",
                 count=len(connections),
                 grace=CLOSE_GRACE,
+                event="server.aborting",
             )
             for protocol in list(connections):
                 _abort(protocol)
@@ -78,6 +81,7 @@ def drain(connections: Any, clock: Any, timeout: float) -> Deferred[None]:
             _log.warn(
                 "stopping with {count} connection(s) not accounted for",
                 count=len(connections),
+                event="internal.error",
             )
             poll.stop()
             done.callback(None)
@@ -98,7 +102,7 @@ def _abort(protocol: Any) -> None:
             transport.abortConnection()
     except Exception:
         # One connection must not keep the others (and the process) alive.
-        _log.failure("while aborting a connection on shutdown")
+        _log.failure("while aborting a connection on shutdown", event="internal.error")
 
 
 def _close_politely(protocol: Any) -> None:
@@ -113,4 +117,4 @@ def _close_politely(protocol: Any) -> None:
         transport.unregisterProducer()
         transport.loseConnection()
     except Exception:
-        _log.failure("while closing a connection on shutdown")
+        _log.failure("while closing a connection on shutdown", event="internal.error")

@@ -53,6 +53,7 @@ def metrics_service(
             description,
             "tlsecho metrics on http://{address}/metrics ({description})",
             check=_warn_beyond_loopback,
+            event="metrics.listening",
         ),
         metrics_site(registry, readiness=readiness),
     )
@@ -81,6 +82,7 @@ def _warn_beyond_loopback(port: IListeningPort, description: str) -> None:
             "(or firewall the port)",
             description=description,
             address=format_address(port.getHost()),
+            event="config.warning",
         )
 
 
@@ -145,15 +147,18 @@ class AnnouncingEndpoint:
         description: str,
         announcement: str = "tlsecho listening on {address} ({description})",
         check: Callable[[IListeningPort, str], None] | None = None,
+        event: str = "server.listening",
     ):
         """
         @param check: Called with the port and C{description} once listening,
             after the announcement (to warn about the address, say).
+        @param event: The announcement's event name (JSON logs).
         """
         self._endpoint = endpoint
         self._description = description
         self._announcement = announcement
         self._check = check
+        self._event = event
 
     def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
         def announce(port: IListeningPort) -> IListeningPort:
@@ -161,6 +166,7 @@ class AnnouncingEndpoint:
                 self._announcement,
                 address=format_address(port.getHost()),
                 description=self._description,
+                event=self._event,
             )
             if self._check is not None:
                 self._check(port, self._description)

@@ -2,16 +2,20 @@
 JSON lines logs (C{--log-format json}) for the twistd and twist runners, and
 the relay of a worker's log events to its main process (C{--workers}).
 
-Each log event becomes one JSON object per line, with all its fields: for a
-connection, the peer, TLS version, cipher, SNI, ALPN, client identity, byte
-counts, duration and the reason it ended.  Twisted's own JSON observer writes
-RFC 7464 JSON text sequences (a record separator before each object); these
-observers write plain JSON lines, which is what log shippers expect.
+Each log event becomes one flat JSON object per line, in the schema of
+L{tlsecho._app._log_schema}: time, level, event name, message and, for a
+connection, its fields.  The text log (the default, under twistd and twist
+alike) is the runners' own.
+
+A worker writes Twisted's own JSON (every field, with the level and failure
+objects) for its main process to read back as events (L{LogRelay}); that is
+internal, never what a user reads.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import IO, Any, cast
 
 from twisted.logger import (
@@ -22,23 +26,52 @@ from twisted.logger import (
     formatEvent,
     globalLogPublisher,
     jsonFileLogObserver,
+    textFileLogObserver,
 )
+
+from ._log_schema import json_line
 
 __all__ = [
     "RELAYED_TEXT",
     "LogRelay",
+    "json_event",
     "json_lines_observer",
     "json_stdout_observer",
     "relay_logs_to_main_process",
-    "use_json_logs",
+    "use_log_format",
 ]
+
+
+def json_event(event: LogEvent) -> str:
+    """
+    C{event} as one line of JSON in tlsecho's schema (without the newline).
+    """
+    failure = event.get("log_failure")
+    traceback = None
+    if failure is not None:
+        try:
+            traceback = failure.getTraceback()
+        except Exception:
+            traceback = repr(failure)
+    return json_line(
+        event,
+        seconds=event.get("log_time") or time.time(),
+        level=str(getattr(event.get("log_level"), "name", "info")),
+        message=formatEvent(event),
+        traceback=traceback,
+    )
 
 
 def json_lines_observer(out: IO[Any]) -> ILogObserver:
     """
     An observer writing each event to C{out} as one line of JSON (for C{twist}).
     """
-    return jsonFileLogObserver(out, recordSeparator="")
+
+    def observe(event: LogEvent) -> None:
+        out.write(json_event(event) + "\n")
+        out.flush()
+
+    return cast(ILogObserver, observe)
 
 
 def json_stdout_observer() -> ILogObserver:
@@ -50,16 +83,20 @@ def json_stdout_observer() -> ILogObserver:
     return json_lines_observer(out)
 
 
-def use_json_logs(runner_options: Any) -> None:
+def use_log_format(runner_options: Any, log_format: str) -> None:
     """
-    Make the runner (twistd or twist) whose options these are log JSON lines,
-    unless its own logging option already chose an observer.
+    Make the runner (twistd or twist) whose options these are log in
+    C{log_format} (C{"text"} or C{"json"}), unless twistd's own C{--logger}
+    already chose an observer.
     """
     if "fileLogObserverFactory" in runner_options or "logFormat" in runner_options:
-        # twist: its --log-format has no say over our subcommand's flag, so
-        # set the observer factory it uses.
-        runner_options["fileLogObserverFactory"] = json_lines_observer
-    elif runner_options.get("logger") is None:
+        # twist: its own --log-format (whose default is JSON when standard
+        # output is not a terminal) has no say over our subcommand's flag.
+        runner_options["fileLogObserverFactory"] = (
+            json_lines_observer if log_format == "json" else textFileLogObserver
+        )
+        runner_options["logFormat"] = log_format
+    elif log_format == "json" and runner_options.get("logger") is None:
         # twistd: an observer factory named like --logger would.
         runner_options["logger"] = f"{__name__}.json_stdout_observer"
 
@@ -151,4 +188,9 @@ class LogRelay:
 
     def _error_line(self, line: str) -> None:
         if line.strip():
-            self._log.error("worker {worker}: {line}", worker=self.number, line=line)
+            self._log.error(
+                "worker {worker}: {line}",
+                worker=self.number,
+                line=line,
+                event="worker.output",
+            )

@@ -11,6 +11,7 @@ registry is served by L{tlsecho._app._metrics_site.metrics_site}.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -161,11 +162,24 @@ class ServerMetrics:
         """
         Record the expiry of each served certificate (replacing earlier ones).
         """
-        self.not_after.clear()
+        if not _multiprocess():
+            # prometheus-client cannot clear a multiprocess gauge's values (it
+            # warns, on every start): a worker's old series go with the worker.
+            self.not_after.clear()
         for name, certificate in certificates:
             self.not_after.labels(
                 certificate=name, subject=certificate.subject.rfc4514_string()
             ).set(certificate.not_valid_after_utc.timestamp())
+
+
+def _multiprocess() -> bool:
+    """
+    Whether this process writes its metrics for a main process to add up.
+    """
+    return any(
+        name in os.environ
+        for name in (MULTIPROCESS_ENVIRONMENT, "prometheus_multiproc_dir")
+    )
 
 
 def workers_registry(directory: str) -> CollectorRegistry:

@@ -88,9 +88,20 @@ def metrics_site(
     The metrics listener may face more than the scraper: its connections must
     not use up the descriptors the TLS listeners need.
     """
-    site = Site(_MetricsResource(registry, readiness), timeout=idle_timeout)
+    site = _QuietSite(_MetricsResource(registry, readiness), timeout=idle_timeout)
     site.protocol = _MetricsChannel  # type: ignore[assignment]
     return _Limited(site, max_connections, "--metrics")
+
+
+class _QuietSite(Site):
+    """
+    A site that logs no line per request: a scraper comes every few seconds.
+    """
+
+    noisy = False
+
+    def log(self, request: object) -> None:
+        pass
 
 
 class _MetricsChannel(HTTPChannel):
@@ -131,6 +142,7 @@ class _Limited(WrappingFactory):
                 option=self._option,
                 limit=self._limit,
                 refused=self._refused,
+                event="metrics.refused",
             )
             self._refused = 0
         # The port closes a connection it gets no protocol for.

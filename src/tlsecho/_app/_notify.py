@@ -67,6 +67,7 @@ class Notifier:
                     "further notifications that fail are not logged",
                     address=self.address.replace("\0", "@"),
                     error=getattr(e, "strerror", None) or str(e),
+                    event="systemd.error",
                 )
             return False
         return True

@@ -94,7 +94,7 @@ def _exit_on_configuration_error(start: Callable[[], None]) -> None:
     try:
         start()
     except ConfigurationError as e:
-        _log.error("{error}", error=str(e))
+        _log.error("{error}", error=str(e), event="config.error")
         # twistd has replaced sys.stderr with the log by now; say it on the
         # real standard error too, where scripts look.
         if sys.__stderr__ is not None:

@@ -149,9 +149,9 @@ class EchoService(MultiService):
             return
         self._announced = True
         if not self._worker:
-            _log.info("starting {versions}", versions=describe())
+            _log.info("starting {versions}", versions=describe(), event="server.starting")
         for warning in self.configuration.material.warnings():
-            _log.warn("{warning}", warning=warning)
+            _log.warn("{warning}", warning=warning, event="config.warning")
         development = self.configuration.development
         if development is not None:
             _log.info(
@@ -161,6 +161,7 @@ class EchoService(MultiService):
                 certificate=str(development.certificate),
                 key=str(development.private_key),
                 ca=str(development.ca),
+                event="server.development_certificate",
             )
 
     def startService(self) -> None:

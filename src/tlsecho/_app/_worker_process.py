@@ -111,7 +111,9 @@ class _Orphaned(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self._reactor.running:
-            _log.warn("the main process is gone; stopping this worker")
+            _log.warn(
+                "the main process is gone; stopping this worker", event="worker.orphaned"
+            )
             self._reactor.stop()
 
 
@@ -156,7 +158,10 @@ class WorkerProcess(ProcessProtocol):
         assert self.transport is not None
         self.pid = self.transport.pid
         _main_log.info(
-            "started worker {worker} (pid {pid})", worker=self.number, pid=self.pid
+            "started worker {worker} (pid {pid})",
+            worker=self.number,
+            pid=self.pid,
+            event="worker.started",
         )
 
     def outReceived(self, data: bytes) -> None:

@@ -145,6 +145,7 @@ class WorkerSupervisor(MultiService):
             "starting {versions} with {count} workers",
             versions=describe(),
             count=self._count,
+            event="server.starting",
         )
         for description in self.configuration.listen:
             endpoint = transport_endpoint(self._reactor, description)
@@ -158,6 +159,7 @@ class WorkerSupervisor(MultiService):
                 address=format_address(port.getHost()),
                 description=description,
                 count=self._count,
+                event="server.listening",
             )
 
     def startService(self) -> None:
@@ -213,6 +215,7 @@ class WorkerSupervisor(MultiService):
                 worker=worker.number,
                 pid=worker.pid,
                 how=how,
+                event="worker.exited",
             )
             if not self.workers and not self._stopping.called:
                 self._stopping.callback(None)
@@ -226,6 +229,7 @@ class WorkerSupervisor(MultiService):
             how=how,
             lived=lived,
             later=f" in {delay:g}s" if delay else "",
+            event="worker.restarting",
         )
         self._reactor.callLater(delay, self._spawn, worker.number)
 
@@ -234,7 +238,9 @@ class WorkerSupervisor(MultiService):
         Have every worker reload its TLS configuration (SIGHUP); say here, once,
         if the new configuration changes what only a restart applies.
         """
-        _log.info("reloading {count} workers", count=len(self.workers))
+        _log.info(
+            "reloading {count} workers", count=len(self.workers), event="reload.started"
+        )
         self.lifecycle.reloading()
         with contextlib.suppress(ConfigurationError):  # each worker says why
             warn_restart_needed(self.configuration, self.configuration.reread())
@@ -261,7 +267,8 @@ class WorkerSupervisor(MultiService):
         if not self.workers:
             stopping.callback(None)
             return stopping
-        _log.info("stopping {count} workers", count=len(self.workers))
+        count = len(self.workers)
+        _log.info("stopping {count} workers", count=count, event="server.stopping")
         for worker in list(self.workers.values()):
             worker.signal("TERM")
         # A worker drains for the shutdown timeout, then closes and aborts
@@ -296,5 +303,6 @@ class WorkerSupervisor(MultiService):
                 worker=worker.number,
                 pid=worker.pid,
                 grace=KILL_GRACE,
+                event="worker.killed",
             )
             worker.signal("KILL")

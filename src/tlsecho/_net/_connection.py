@@ -109,6 +109,7 @@ def _described(describe: Callable[[], _T], fallback: _T, what: str) -> _T:
             "could not describe the {what} of a connection: {error}",
             what=what,
             error=printable(f"{type(e).__name__}: {e}"),
+            event="internal.error",
         )
         return fallback
 

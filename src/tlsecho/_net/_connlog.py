@@ -223,12 +223,14 @@ def fallback_fields(
 
 class LogLine(NamedTuple):
     """
-    One log event: whether it is a warning, its format and its fields.
+    One log event: whether it is a warning, its format, its fields, and its
+    name (C{connection.closed}, C{connection.failed}).
     """
 
     warning: bool
     format: str
     fields: dict[str, Any]
+    event: str
 
     def text(self) -> str:
         """
@@ -246,10 +248,10 @@ def ended_line(fields: Mapping[str, Any]) -> LogLine | None:
     if fields["reason"] == HEALTH_CHECK:
         return None
     if fields["failed"]:
-        return LogLine(True, _FAILED, dict(fields))
+        return LogLine(True, _FAILED, dict(fields), "connection.failed")
     unsent = (
         f" (of {fields['bytes_in']} received)"
         if fields["bytes_out"] != fields["bytes_in"]
         else ""
     )
-    return LogLine(False, _ENDED, {"unsent": unsent, **fields})
+    return LogLine(False, _ENDED, {"unsent": unsent, **fields}, "connection.closed")

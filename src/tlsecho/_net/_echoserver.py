@@ -184,6 +184,7 @@ class EchoServerProtocol(Protocol):
                 "a connection ended but could not be described ({error}); "
                 "it is counted as failed",
                 error=printable(f"{type(e).__name__}: {e}"),
+                event="internal.error",
             )
         finally:
             self.factory.connection_ended(self, fields or self._fallback_fields())
@@ -192,7 +193,7 @@ class EchoServerProtocol(Protocol):
         line = ended_line(fields)
         if line is not None:
             log = self.log.warn if line.warning else self.log.info
-            log(line.format, **line.fields)
+            log(line.format, **line.fields, event=line.event)
 
     def _fallback_fields(self) -> dict[str, Any]:
         """
@@ -277,6 +278,7 @@ class EchoServerFactory(Factory):
                 "{peer}: refused: {limit} connections are open (--max-connections)",
                 peer=format_address(addr),
                 limit=limit,
+                event="connection.refused",
             )
             return _Refused()
         protocol = self.protocol()

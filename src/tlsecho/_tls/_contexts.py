@@ -67,12 +67,20 @@ class _KeyLog:
                     except ConfigurationError as e:
                         if str(e) != self._refused:
                             self._refused = str(e)
-                            _log.error("{error}; not writing TLS secrets", error=str(e))
+                            _log.error(
+                                "{error}; not writing TLS secrets",
+                                error=str(e),
+                                event="keylog.error",
+                            )
                         return
                     self._refused = None
                     f.write(line + b"\n")
         except Exception:
-            _log.failure("while writing the TLS key log {path}", path=str(self._path))
+            _log.failure(
+                "while writing the TLS key log {path}",
+                path=str(self._path),
+                event="keylog.error",
+            )
 
 
 @implementer(IOpenSSLTrustRoot)

@@ -101,6 +101,7 @@ class ReloadingCreator:
             _log.error(
                 "reload failed, still serving the previous configuration: {error}",
                 error=str(e),
+                event="reload.failed",
             )
             return False
         self.current = creator
@@ -112,9 +113,10 @@ class ReloadingCreator:
             "reloaded the TLS configuration: serving {subject} (valid until {not_after})",
             subject=leaf.subject.rfc4514_string(),
             not_after=f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
+            event="reload.ok",
         )
         for warning in material.warnings():
-            _log.warn("{warning}", warning=warning)
+            _log.warn("{warning}", warning=warning, event="config.warning")
         return True
 
 

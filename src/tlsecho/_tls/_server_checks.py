@@ -263,5 +263,5 @@ def check_staple(connection: SSL.Connection, staple: bytes, data: object) -> boo
             return False
         return True
     except Exception:
-        _log.failure("while checking the stapled OCSP response")
+        _log.failure("while checking the stapled OCSP response", event="internal.error")
         return False

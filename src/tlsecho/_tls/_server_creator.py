@@ -176,7 +176,7 @@ class ServerConnectionCreator:
                     return False
             return True
         except Exception:
-            _log.failure("while verifying a client certificate")
+            _log.failure("while verifying a client certificate", event="internal.error")
             return False
 
     def _select_protocol(self, connection: SSL.Connection, offered: list[bytes]) -> Any:

@@ -105,4 +105,5 @@ def warn_if_default_serves_no_name(certificate: x509.Certificate) -> None:
         "certificate serves is refused",
         subject=describe_identity(certificate, with_pin=False),
         why=why,
+        event="config.warning",
     )
