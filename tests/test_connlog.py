@@ -6,13 +6,9 @@ transport, no reactor).
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-import tlsecho
 from tlsecho._net._connlog import (
     HEALTH_CHECK,
     Ending,
@@ -225,18 +221,3 @@ def test_health_check_is_not_logged() -> None:
     assert (
         ended_line(_fields(Ending(handshake_done=False, proxy_health_check=True))) is None
     )
-
-
-@pytest.mark.parametrize("module", ["_connlog", "_listen", "_text"])
-def test_pure_modules_import_no_twisted_or_openssl(module: str) -> None:
-    """The text tables and the listen-description reader import only the standard
-    library and each other, so they stay testable without a transport."""
-    path = Path(tlsecho.__file__).parent / f"{module}.py"
-    imported: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            imported.add(node.module)
-    roots = {name.split(".")[0] for name in imported}
-    assert not roots & {"twisted", "OpenSSL", "cryptography", "zope"}, roots
