@@ -34,6 +34,7 @@ PURE = (
     "_settings/_reference_name.py",
     "_settings/_values.py",
     "_settings/_service_options.py",
+    "_settings/_service_rows.py",
     "_app/_metric_labels.py",
     "_app/_log_schema.py",
     "_tls/_tlswords.py",

@@ -79,7 +79,8 @@ def test_metrics_limits_and_log_fields(servers: list, tls_files: TLSFiles) -> No
     ).not_valid_after_utc.timestamp()
     assert values["tlsecho_connections_active"] == 2
     assert values["tlsecho_connections_total"] == 4
-    assert values["tlsecho_connections_refused_total"] == 1
+    assert values['tlsecho_connections_refused_total{limit="max-connections"}'] == 1
+    assert values['tlsecho_connections_refused_total{limit="max-connections-per-ip"}'] == 0
     assert (
         values['tlsecho_failures_total{reason="the peer sent plain HTTP to a TLS port"}']
         == 1

@@ -221,10 +221,13 @@ def test_restart_only_changes_are_named() -> None:
 
 
 def test_restart_only_rows() -> None:
-    """listen, proxy-trusted, metrics, log-format and workers need a restart."""
+    """listen, proxy-trusted, the per-connection limits, metrics, log-format and
+    workers need a restart."""
     assert {o.name for o in OPTIONS if o.restart_only} == {
         "listen",
         "proxy-trusted",
+        "max-connections-per-ip",
+        "max-connection-age",
         "metrics",
         "log-format",
         "workers",

@@ -16,7 +16,8 @@ from ._app._configuration import ServerConfiguration
 from ._app._service import EchoService
 from ._app._version import package_version as _package_version
 from ._net._echoclient import EchoClientProtocol, echo
-from ._net._echoserver import EchoServerFactory, EchoServerProtocol
+from ._net._echofactory import EchoServerFactory
+from ._net._echoserver import EchoServerProtocol
 from ._net._endpoints import client_endpoint, server_endpoint
 from ._settings._devcert import DevelopmentCertificate, ensure_development_certificate
 from ._settings._errors import (

@@ -21,7 +21,7 @@ from ._app._configuration import ServerConfiguration
 from ._app._logs import relay_logs_to_main_process, use_log_format
 from ._app._runner import PluginService, SupervisorService
 from ._app._worker_process import MainProcessWatch, inherited_sockets
-from ._net._echoserver import EchoServerFactory
+from ._net._echofactory import EchoServerFactory
 from ._settings._errors import ConfigurationError
 from ._settings._options import Option, Side, options_for
 
@@ -144,6 +144,8 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
         handshake_timeout=service.handshake_timeout,
         idle_timeout=service.idle_timeout,
         max_connections=service.max_connections,
+        max_connections_per_ip=service.max_connections_per_ip,
+        max_connection_age=service.max_connection_age,
     )
     plugin = PluginService(
         configuration,

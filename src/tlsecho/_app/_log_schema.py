@@ -70,7 +70,10 @@ EVENTS = {
     "reload.restart_needed": "a reload changed settings only a restart applies",
     "connection.closed": "a connection ended well",
     "connection.failed": "a connection failed (PROXY header, TLS handshake, TLS)",
-    "connection.refused": "a connection closed at once: --max-connections are open",
+    "connection.refused": (
+        "a connection closed at once: --max-connections (or --max-connections-per-ip "
+        "for its address) are open"
+    ),
     "metrics.listening": "the --metrics listener is open",
     "metrics.refused": "the metrics listener closed new connections (its limit)",
     "worker.started": "--workers: a worker process started",

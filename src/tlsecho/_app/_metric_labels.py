@@ -10,7 +10,11 @@ prometheus_client here.
 
 from __future__ import annotations
 
-__all__ = ["FAILURE_CLASSES", "failure_class"]
+__all__ = ["FAILURE_CLASSES", "REFUSAL_LIMITS", "failure_class", "refusal_limit"]
+
+#: The label values of C{tlsecho_connections_refused_total{limit=...}}: the
+#: limits a connection is refused by.
+REFUSAL_LIMITS: tuple[str, ...] = ("max-connections", "max-connections-per-ip")
 
 #: The label values of C{tlsecho_failures_total{reason=...}}: the classes of
 #: the reasons a connection fails for.  Where a reason is fixed text already
@@ -18,6 +22,7 @@ __all__ = ["FAILURE_CLASSES", "failure_class"]
 FAILURE_CLASSES: tuple[str, ...] = (
     "handshake timeout",
     "idle timeout",
+    "max connection age",
     "no PROXY header",
     "invalid PROXY header",
     "PROXY header refused",
@@ -97,3 +102,12 @@ def failure_class(reason: object) -> str:
     if reason.startswith("TLS error"):
         return "TLS error"
     return "other"
+
+
+def refusal_limit(limit: object) -> str:
+    """
+    C{limit} if it is one of L{REFUSAL_LIMITS}, else the first (total).
+    """
+    return (
+        limit if isinstance(limit, str) and limit in REFUSAL_LIMITS else REFUSAL_LIMITS[0]
+    )

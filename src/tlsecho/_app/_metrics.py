@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from .._settings._profiles import group_label
-from ._metric_labels import failure_class
+from ._metric_labels import REFUSAL_LIMITS, failure_class, refusal_limit
 
 __all__ = [
     "MULTIPROCESS_ENVIRONMENT",
@@ -71,9 +71,14 @@ class ServerMetrics:
         )
         self.refused = Counter(
             "tlsecho_connections_refused",
-            "Connections closed at once because --max-connections were open.",
+            "Connections closed at once by a limit: max-connections (not counted "
+            "as accepted) or max-connections-per-ip (counted as accepted: behind a "
+            "proxy, the address is known only once the PROXY header is read).",
+            ["limit"],
             registry=registry,
         )
+        for limit in REFUSAL_LIMITS:
+            self.refused.labels(limit=limit)
         self.handshakes = Counter(
             "tlsecho_handshakes",
             "TLS handshakes by outcome, protocol version, cipher and key exchange "
@@ -126,9 +131,16 @@ class ServerMetrics:
         self.connections.inc()
         self.active.inc()
 
-    def connection_refused(self) -> None:
-        """A connection was closed at once because of the connection limit."""
-        self.refused.inc()
+    def connection_refused(
+        self, limit: str = "max-connections", opened: bool = False
+    ) -> None:
+        """
+        A connection was closed at once because of C{limit} (one of
+        L{REFUSAL_LIMITS}); C{opened}: after it was counted as opened.
+        """
+        self.refused.labels(limit=refusal_limit(limit)).inc()
+        if opened:
+            self.active.dec()
 
     def connection_ended(self, fields: Mapping[str, Any]) -> None:
         """

@@ -19,7 +19,7 @@ from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .._net._echoserver import EchoServerFactory
+from .._net._echofactory import EchoServerFactory
 from .._net._endpoints import server_endpoint
 from .._settings._material import Material
 from .._tls._reload import FileWatch, ReloadingCreator

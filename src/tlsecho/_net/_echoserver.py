@@ -12,17 +12,11 @@ amount of memory.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, cast
-from typing import Protocol as TypingProtocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from twisted.internet.interfaces import (
-    IDelayedCall,
-    IHandshakeListener,
-    IPushProducer,
-    IReactorTime,
-)
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IPushProducer
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -31,24 +25,16 @@ from .._settings._text import printable
 from .._tls._diagnosis import is_tls_transport
 from .._tls._tlsprotocol import unbuffered_write
 from ._connection import describe_connection
-from ._connlog import ended_line, fallback_fields, format_address
+from ._connlog import ended_line, fallback_fields
+from ._proxy import after_proxy_header
 
-__all__ = ["ConnectionMetrics", "EchoServerFactory", "EchoServerProtocol"]
+if TYPE_CHECKING:
+    from ._echofactory import EchoServerFactory
 
-_log = Logger()
+__all__ = ["MAX_AGE", "EchoServerProtocol"]
 
-
-class ConnectionMetrics(TypingProtocol):
-    """What L{EchoServerFactory} tells its metrics (C{ServerMetrics} has the shape)."""
-
-    def connection_opened(self) -> None:
-        """A connection was accepted."""
-
-    def connection_refused(self) -> None:
-        """A connection was closed at once because of the connection limit."""
-
-    def connection_ended(self, fields: Mapping[str, Any]) -> None:
-        """A connection ended; C{fields} is the connection's log event."""
+#: The reason of a connection closed by C{--max-connection-age}.
+MAX_AGE = "max connection age"
 
 
 @implementer(IHandshakeListener)
@@ -58,7 +44,9 @@ class EchoServerProtocol(Protocol):
 
     A TLS peer that has not finished its handshake within the factory's
     C{handshake_timeout} is dropped; a connection that receives nothing for
-    C{idle_timeout} seconds is closed (close_notify first).  When the
+    C{idle_timeout} seconds, or is open for C{max_connection_age} seconds, is
+    closed (close_notify first).  Over C{max_connections_per_ip}, it is closed
+    at once, before TLS (behind a PROXY header, once the header is read).  When the
     connection ends, one event is logged with the peer address, the TLS
     version and cipher, the byte counts and the reason it ended.
 
@@ -78,6 +66,10 @@ class EchoServerProtocol(Protocol):
         self._started = time.monotonic()
         self._last_read = 0.0
         self._timer: IDelayedCall | None = None
+        self._age_timer: IDelayedCall | None = None
+        #: The address this connection holds a per-address slot for, if any.
+        self.slot: str | None = None
+        self._refused = False
         self._ended_by: str | None = None
         self._handshake_seconds: float | None = None
         #: How dataReceived writes; found on first use (see unbuffered_write).
@@ -91,6 +83,13 @@ class EchoServerProtocol(Protocol):
         # A transport pauses its registered producer when its write buffer is
         # full; the producer here is the transport itself, so it stops reading.
         transport = cast(Any, self.transport)
+        factory = self.factory
+        if factory.peer_slots.limit is not None and not after_proxy_header(
+            transport, self._take_slot
+        ):
+            self._take_slot(transport.getPeer())
+            if self._refused:
+                return
         transport.registerProducer(cast(IPushProducer, transport), True)
         # An echo is sent as soon as it is decrypted, and Twisted's TLS transport
         # already gathers small writes made in one reactor turn: Nagle's algorithm
@@ -100,12 +99,25 @@ class EchoServerProtocol(Protocol):
         set_no_delay = getattr(transport, "setTcpNoDelay", None)
         if set_no_delay is not None:
             set_no_delay(True)
+        if factory.max_connection_age is not None:
+            self._age_timer = factory.clock.callLater(
+                factory.max_connection_age, self._close, MAX_AGE
+            )
         if not is_tls_transport(transport):
             self.handshakeCompleted()  # nothing to negotiate
-        elif self.factory.handshake_timeout is not None:
-            self._timer = self.factory.clock.callLater(
-                self.factory.handshake_timeout, self._handshake_timed_out
+        elif factory.handshake_timeout is not None:
+            self._timer = factory.clock.callLater(
+                factory.handshake_timeout, self._handshake_timed_out
             )
+
+    def _take_slot(self, address: object) -> None:
+        """
+        Take a per-address slot for C{address}; if it holds all it may,
+        close the connection at once.
+        """
+        if not self.factory.take_slot(self, address):
+            self._refused = True
+            cast(Any, self.transport).abortConnection()
 
     def handshakeCompleted(self) -> None:
         """
@@ -151,7 +163,17 @@ class EchoServerProtocol(Protocol):
             self._timer = self.factory.clock.callLater(remaining, self._check_idle)
             return
         self._timer = None
-        self._ended_by = "idle timeout"
+        self._close("idle timeout")
+
+    def _close(self, reason: str) -> None:
+        """
+        Close the connection for C{reason} with close_notify, and abort it if
+        the peer has not taken that in the factory's C{close_timeout}.
+        """
+        if self._ended_by is not None:
+            return  # closing already
+        self._cancel_timer()
+        self._ended_by = reason
         transport = cast(Any, self.transport)
         # TLS only sends close_notify once no producer is registered.
         transport.unregisterProducer()
@@ -161,10 +183,13 @@ class EchoServerProtocol(Protocol):
             self.factory.close_timeout, transport.abortConnection
         )
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+    def _cancel_timer(self, age: bool = False) -> None:
+        for timer in (self._timer, self._age_timer if age else None):
+            if timer is not None and timer.active():
+                timer.cancel()
         self._timer = None
+        if age:
+            self._age_timer = None
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         """
@@ -174,7 +199,9 @@ class EchoServerProtocol(Protocol):
         """
         fields: dict[str, Any] | None = None
         try:
-            self._cancel_timer()
+            self._cancel_timer(age=True)
+            if self._refused:
+                return  # logged and counted when it was refused
             fields = self._fields(reason)
             self._log_ended(fields)
         except Exception as e:
@@ -187,7 +214,10 @@ class EchoServerProtocol(Protocol):
                 event="internal.error",
             )
         finally:
-            self.factory.connection_ended(self, fields or self._fallback_fields())
+            if self._refused:
+                self.factory.connection_ended(self)
+            else:
+                self.factory.connection_ended(self, fields or self._fallback_fields())
 
     def _log_ended(self, fields: dict[str, Any]) -> None:
         line = ended_line(fields)
@@ -217,92 +247,3 @@ class EchoServerProtocol(Protocol):
             duration=time.monotonic() - self._started,
             handshake_seconds=self._handshake_seconds,
         )
-
-
-class EchoServerFactory(Factory):
-    """
-    Makes L{EchoServerProtocol}s and tracks the open ones.
-
-    Use it under any server endpoint; tlsecho's L{tlsecho.server_endpoint}
-    puts TLS below it.
-
-    @ivar connections: The protocols of the connections now open.
-    @ivar refused: How many connections the limit closed at once.
-    """
-
-    protocol = EchoServerProtocol  # type: ignore[assignment]
-
-    def __init__(
-        self,
-        handshake_timeout: float | None = 10.0,
-        idle_timeout: float | None = 300.0,
-        clock: IReactorTime | None = None,
-        max_connections: int | None = 10_000,
-        metrics: ConnectionMetrics | None = None,
-    ) -> None:
-        """
-        @param handshake_timeout: Seconds a TLS peer has to complete its
-            handshake; L{None} for no limit.
-        @param idle_timeout: Seconds without receiving anything before a
-            connection is closed; L{None} for no limit.
-        @param clock: The reactor to time with; the global reactor by default.
-        @param max_connections: Above this many open connections, new ones are
-            closed at once (logged and counted); L{None} for no limit.
-        @param metrics: Where to count connections, if anywhere.
-        """
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = cast(IReactorTime, reactor)
-        self.handshake_timeout = handshake_timeout
-        self.idle_timeout = idle_timeout
-        #: Seconds a closing connection has to take its close_notify.
-        self.close_timeout = 10.0
-        self.clock = clock
-        self.max_connections = max_connections
-        self.metrics = metrics
-        self.refused = 0
-        self.connections: set[EchoServerProtocol] = set()
-
-    def buildProtocol(self, addr: Any) -> Protocol:
-        """
-        A protocol for a new connection, tracked until it ends; over the
-        connection limit, one that closes it at once.
-        """
-        limit = self.max_connections
-        if limit is not None and len(self.connections) >= limit:
-            self.refused += 1
-            if self.metrics is not None:
-                self.metrics.connection_refused()
-            _log.warn(
-                "{peer}: refused: {limit} connections are open (--max-connections)",
-                peer=format_address(addr),
-                limit=limit,
-                event="connection.refused",
-            )
-            return _Refused()
-        protocol = self.protocol()
-        protocol.factory = self
-        self.connections.add(protocol)
-        if self.metrics is not None:
-            self.metrics.connection_opened()
-        return protocol
-
-    def connection_ended(
-        self, protocol: EchoServerProtocol, fields: dict[str, Any] | None = None
-    ) -> None:
-        """
-        Forget a connection that has ended, and count it.
-        """
-        self.connections.discard(protocol)
-        if self.metrics is not None and fields is not None:
-            self.metrics.connection_ended(fields)
-
-
-class _Refused(Protocol):
-    """
-    A connection over the limit: closed as soon as it is made, before TLS.
-    """
-
-    def connectionMade(self) -> None:
-        cast(Any, self.transport).abortConnection()

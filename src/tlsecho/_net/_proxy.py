@@ -18,7 +18,7 @@ check (the proxy closed) or a connection held open until a timeout.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +39,7 @@ __all__ = [
     "UNTRUSTED",
     "ProxyState",
     "TrustedSources",
+    "after_proxy_header",
     "proxy_endpoint",
     "proxy_state",
     "trusted_sources",
@@ -131,6 +132,7 @@ class _LoggedProxyWrapper(HAProxyProtocolWrapper):
     closed_here = False
     _buffer = b""
     _lost = False
+    _on_header: list[Callable[[IAddress | None], None]] | None = None
 
     def makeConnection(self, transport: Any) -> None:
         """
@@ -165,8 +167,10 @@ class _LoggedProxyWrapper(HAProxyProtocolWrapper):
             return
         self._buffer = b""
         self._proxyInfo, length = parsed
+        for call in self._on_header or ():
+            call(self._proxyInfo.source)
         rest = buffer[length:]
-        if rest:
+        if rest and not self.closed_here:
             self.data_after_header = True
             self.wrappedProtocol.dataReceived(rest)
 
@@ -220,6 +224,30 @@ def proxy_endpoint(
     return _WrapperServerEndpoint(
         inner, lambda wrapped: _LoggedProxyFactory(wrapped, sources)
     )
+
+
+def after_proxy_header(transport: object, call: Callable[[IAddress | None], None]) -> bool:
+    """
+    Have C{call} told the client address a connection's PROXY header names
+    (L{None} for a header naming none: a health check or the proxy's own)
+    once the header is read, before anything after it is passed on; if
+    C{call} closes the connection, nothing after the header is.
+
+    @param transport: The echo protocol's transport (TLS, or the wrapper).
+    @return: Whether the connection has a PROXY layer (without one, C{call}
+        is not called); C{call} is called at once if the header is read
+        already, and never if it was refused (the connection is closing).
+    """
+    wrapper: Any = transport
+    for _ in range(3):
+        if isinstance(wrapper, _LoggedProxyWrapper):
+            if wrapper._proxyInfo is not None:
+                call(wrapper._proxyInfo.source)
+            elif wrapper.header_error is None:
+                wrapper._on_header = [*(wrapper._on_header or ()), call]
+            return True
+        wrapper = getattr(wrapper, "transport", None)
+    return False
 
 
 class ProxyState(NamedTuple):

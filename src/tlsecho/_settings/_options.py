@@ -9,33 +9,28 @@ construction of L{tlsecho.TLSSettings} and
 L{tlsecho._settings._service_options.ServiceOptions}, the reload file list and the
 reference tables in the docs are all derived from L{OPTIONS}; a test checks
 that every surface lists every row.  The value types are in
-L{tlsecho._settings._values}.  This module imports neither Twisted nor OpenSSL.
+L{tlsecho._settings._values}; the service's rows in
+L{tlsecho._settings._service_rows}.  This module imports neither Twisted nor OpenSSL.
 """
 
 from __future__ import annotations
 
+from ._service_rows import SERVICE_ROWS
 from ._values import (
-    COUNT,
-    ENDPOINT,
     NAMES,
     PATH,
     PROFILE,
-    PROXY_SOURCE,
-    SECONDS,
-    SECONDS_OR_ZERO,
     SWITCH,
     TEXT,
     TLS_VERSION,
     VERIFY,
-    WORKERS,
     Option,
     Side,
-    _choice,
 )
 
 __all__ = ["OPTIONS", "Option", "Side", "option_named", "options_for"]
 
-_S, _C, _B, _SVC = Side.SERVER, Side.CLIENT, Side.BOTH, Side.SERVICE
+_S, _C, _B = Side.SERVER, Side.CLIENT, Side.BOTH
 
 #: Every option of tlsecho, in the order of C{--help}.
 OPTIONS: tuple[Option, ...] = (
@@ -214,91 +209,7 @@ OPTIONS: tuple[Option, ...] = (
         is_file=True,
     ),
     # The service (ServiceOptions fields).
-    Option(
-        "listen",
-        ENDPOINT,
-        "Server endpoint description to listen on, without TLS "
-        "[tcp:8443:interface=127.0.0.1].",
-        _SVC,
-        default=("tcp:8443:interface=127.0.0.1",),
-        repeatable=True,
-        restart_only=True,
-    ),
-    Option(
-        "proxy-trusted",
-        PROXY_SOURCE,
-        "On haproxy: listeners, accept PROXY headers only from peers in this IP "
-        "network (CIDR, e.g. 10.0.0.0/8), at this address, or on UNIX sockets "
-        "(unix:); connections from elsewhere are closed before TLS, logged and "
-        "counted [127.0.0.0/8, ::1, unix:].",
-        _SVC,
-        default=(),
-        repeatable=True,
-        restart_only=True,
-    ),
-    Option(
-        "handshake-timeout",
-        SECONDS,
-        "Drop a peer that has not completed the TLS handshake in SECONDS [10].",
-        _SVC,
-        default=10.0,
-    ),
-    Option(
-        "idle-timeout",
-        SECONDS,
-        "Close a connection that has received nothing for SECONDS [300].",
-        _SVC,
-        default=300.0,
-    ),
-    Option(
-        "max-connections",
-        COUNT,
-        "Above this many open connections, close new ones at once (logged, "
-        "counted) [10000].",
-        _SVC,
-        default=10_000,
-    ),
-    Option(
-        "shutdown-timeout",
-        SECONDS_OR_ZERO,
-        "On SIGTERM, stop accepting and let open connections finish for up to "
-        "SECONDS before closing them [10].",
-        _SVC,
-        default=10.0,
-    ),
-    Option(
-        "reload-interval",
-        SECONDS,
-        "Reload the TLS configuration when its files change, checking every "
-        "SECONDS (SIGHUP always reloads).",
-        _SVC,
-    ),
-    Option(
-        "metrics",
-        ENDPOINT,
-        "Serve Prometheus metrics (/metrics) and health checks (/healthz, /readyz), "
-        "plain HTTP, on this endpoint, e.g. tcp:9100:interface=127.0.0.1.",
-        _SVC,
-        restart_only=True,
-    ),
-    Option(
-        "log-format",
-        _choice("text", "json"),
-        "text, or json: one JSON object per line, with each connection's fields [text].",
-        _SVC,
-        default="text",
-        restart_only=True,
-    ),
-    Option(
-        "workers",
-        WORKERS,
-        "Serve from N worker processes sharing the listening sockets (auto: one "
-        "per CPU); the main process restarts any that dies and passes SIGHUP and "
-        "SIGTERM on [1].",
-        _SVC,
-        default=1,
-        restart_only=True,
-    ),
+    *SERVICE_ROWS,
 )
 
 

@@ -30,6 +30,10 @@ class ServiceOptions:
     @ivar handshake_timeout: Seconds a peer has to complete its handshake.
     @ivar idle_timeout: Seconds without receiving before a connection closes.
     @ivar max_connections: Open connections above which new ones are refused.
+    @ivar max_connections_per_ip: Open connections from one address above
+        which new ones from it are refused; L{None}: no limit.
+    @ivar max_connection_age: Seconds after which a connection is closed;
+        L{None}: never.
     @ivar shutdown_timeout: Seconds SIGTERM lets connections drain.
     @ivar reload_interval: Seconds between checks of the files; L{None}: never.
     @ivar metrics: Where to serve Prometheus metrics; L{None}: nowhere.
@@ -42,6 +46,8 @@ class ServiceOptions:
     handshake_timeout: float = _default("handshake-timeout")
     idle_timeout: float = _default("idle-timeout")
     max_connections: int = _default("max-connections")
+    max_connections_per_ip: int | None = _default("max-connections-per-ip")
+    max_connection_age: float | None = _default("max-connection-age")
     shutdown_timeout: float = _default("shutdown-timeout")
     reload_interval: float | None = _default("reload-interval")
     metrics: str | None = _default("metrics")
