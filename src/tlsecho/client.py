@@ -123,7 +123,8 @@ async def _run(
             e = ConfigurationError("SSLKEYLOGFILE", e.reason, e.path)
         stderr.write(f"{PROG}: {e}\n")
         raise SystemExit(EXIT_USAGE) from None
-    if settings.verify_for(Side.CLIENT) is VerifyMode.NONE and not settings.pins:
+    verifying = settings.verify_for(Side.CLIENT) is not VerifyMode.NONE
+    if not verifying and not settings.pins:
         stderr.write(
             f"{PROG}: warning: --verify none: the server's certificate and name "
             "are NOT checked; anyone could be answering\n"
@@ -166,7 +167,7 @@ async def _run(
     protocol = EchoStreamProtocol(
         on_handshake=handshake_reporter(
             reporter(stderr, where) if args.verbose else None,
-            chain_printer(stderr) if args.show_certs else None,
+            chain_printer(stderr, verifying) if args.show_certs else None,
         ),
         on_echo=write_out,
         clock=reactor,

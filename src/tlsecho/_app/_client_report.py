@@ -38,15 +38,21 @@ def reporter(stderr: IO[str], address: str) -> Callable[[Any], None]:
     return report
 
 
-def chain_printer(stderr: IO[str]) -> Callable[[Any], None]:
+def chain_printer(stderr: IO[str], verifying: bool) -> Callable[[Any], None]:
     """
     A handshake callback that prints the chain the server sent (--show-certs).
+
+    @param verifying: Whether the client verified the chain.  Without it
+        OpenSSL still builds a "verified" chain (up to whatever the server
+        sent), which says nothing: it is not shown.
     """
 
     def show(transport: Any) -> None:
         connection = transport.getHandle()
         sent = connection.get_peer_cert_chain(as_cryptography=True) or []
-        verified = connection.get_verified_chain(as_cryptography=True)
+        verified = None
+        if verifying:
+            verified = connection.get_verified_chain(as_cryptography=True)
         lines = chain_lines(sent, verified)
         stderr.write(f"{PROG}: " + "\n".join(lines) + "\n")
 
