@@ -20,14 +20,20 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
 from cryptography import x509
 
 from ._app._client_args import EXIT_USAGE, PROG, UNIX_SERVERNAME, build_parser
+from ._app._client_report import (
+    Resumption,
+    chain_printer,
+    handshake_reporter,
+    reporter,
+)
 from ._app._input import InputReader
-from ._net._echoclient import echo_stream
+from ._net._echoclient import echo, echo_stream
 from ._net._echostream import EchoStreamProtocol
 from ._net._endpoints import (
     client_endpoint,
@@ -44,12 +50,14 @@ from ._settings._pem import load_ca_certificates
 from ._settings._profiles import Profile
 from ._settings._reference_name import reference_name
 from ._settings._tls_settings import TLSSettings, VerifyMode
-from ._tls._client_creator import client_creator
-from ._tls._diagnosis import certificate_names, connection_summary
+from ._tls._client_creator import client_creator, keep_session
 
 __all__ = ["main"]
 
 _INTERRUPTED = "interrupted before the exchange ended"
+
+#: What the second connection of --resume sends (standard input went to the first).
+RESUME_PROBE = b"tlsecho --resume probe\n"
 
 
 def _development_trust(host: str, args: argparse.Namespace) -> list[x509.Certificate]:
@@ -77,25 +85,6 @@ _REFUSED_US = {
     "the peer rejected our certificate (certificate unknown)",
     "the peer denied access (access denied)",
 }
-
-
-def _reporter(stderr: IO[str], address: str) -> Callable[[Any], None]:
-    """
-    A handshake callback that reports the negotiated parameters (--verbose).
-    """
-
-    def report(transport: Any) -> None:
-        summary = connection_summary(transport)
-        names = certificate_names(transport)
-        protocol = transport.negotiatedProtocol
-        stderr.write(
-            f"{PROG}: connected to {address}: {summary['tls_version']}, "
-            f"{summary['cipher']}, group {summary['group'] or '(none)'}, ALPN "
-            f"{protocol.decode('ascii', 'replace') if protocol else '(none)'}, "
-            f"server certificate for {', '.join(names) or '(no names)'}\n"
-        )
-
-    return report
 
 
 async def _run(
@@ -126,13 +115,16 @@ async def _run(
         # loopback (it signs only for localhost and loopback addresses).
         development = _development_trust(host, args)
         material = Material.load(settings)
-        creator = client_creator(settings, servername, development, material)
+        creator = client_creator(
+            settings, servername, development, material, resumable=args.resume
+        )
     except ConfigurationError as e:
         if e.option == "--keylog-file" and not args.keylog_file:
             e = ConfigurationError("SSLKEYLOGFILE", e.reason, e.path)
         stderr.write(f"{PROG}: {e}\n")
         raise SystemExit(EXIT_USAGE) from None
-    if settings.verify_for(Side.CLIENT) is VerifyMode.NONE and not settings.pins:
+    verifying = settings.verify_for(Side.CLIENT) is not VerifyMode.NONE
+    if not verifying and not settings.pins:
         stderr.write(
             f"{PROG}: warning: --verify none: the server's certificate and name "
             "are NOT checked; anyone could be answering\n"
@@ -173,7 +165,10 @@ async def _run(
         protocol.abort_with(ConnectionDropped(f"cannot read standard input: {reason}"))
 
     protocol = EchoStreamProtocol(
-        on_handshake=_reporter(stderr, where) if args.verbose else None,
+        on_handshake=handshake_reporter(
+            reporter(stderr, where) if args.verbose else None,
+            chain_printer(stderr, verifying) if args.show_certs else None,
+        ),
         on_echo=write_out,
         clock=reactor,
         timeout=args.timeout,
@@ -185,15 +180,27 @@ async def _run(
     reader = InputReader(reactor, stdin, protocol, on_error=read_failed)
     # Ctrl-C or SIGTERM stop the reactor, which drops the connection: say so.
     trigger = reactor.addSystemEventTrigger("before", "shutdown", interrupted)
+    connection = "" if not args.resume else "first connection: "
     try:
         await echo_stream(endpoint, reader, protocol, reactor=reactor, timeout=args.timeout)
+        if args.resume:
+            connection = "second connection: "
+            resumption = Resumption()
+            offered = keep_session(creator)
+            on_handshake = handshake_reporter(
+                reporter(stderr, where) if args.verbose else None, resumption
+            )
+            await echo(endpoint, RESUME_PROBE, reactor, args.timeout, on_handshake)
+            if not offered:
+                resumption.resumed, resumption.version = False, "no session to offer"
+            stderr.write(f"{PROG}: {resumption.words()}\n")
     except EchoError as e:
         if broken_pipe:
             raise SystemExit(1) from None
         reason = e.reason
         if material.key is not None and e.exit_status == 4 and reason in _REFUSED_US:
             reason = f"not authorized by the server ({reason})"
-        stderr.write(f"{PROG}: {reason} (server {servername!r} at {where})\n")
+        stderr.write(f"{PROG}: {connection}{reason} (server {servername!r} at {where})\n")
         raise SystemExit(e.exit_status) from None
     finally:
         reactor.removeSystemEventTrigger(trigger)

@@ -1,6 +1,7 @@
 """
 The command line of C{tlsecho client}: L{build_parser}, from the option table
-(L{tlsecho._settings._options}) plus the client's own --servername, --verbose and --timeout.
+(L{tlsecho._settings._options}) plus the client's own --servername, --verbose,
+--show-certs, --resume and --timeout.
 """
 
 from __future__ import annotations
@@ -86,6 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
         "-v",
         action="store_true",
         help="report the negotiated version, cipher, group, ALPN and certificate on stderr",
+    )
+    parser.add_argument(
+        "--show-certs",
+        action="store_true",
+        help="print the certificates the server sent on stderr: subject, issuer, "
+        "SANs, validity, key, SPKI pin, and the CA the chain was verified to",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="connect twice, the second time resuming the first TLS session, and "
+        "report on stderr whether the server resumed it (the exit status is the "
+        "echo's, on both connections)",
     )
     parser.add_argument(
         "--timeout",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from . import _files, _pem
+from . import _files, _pem, _pkcs12
 from ._revocation import crl_problems, load_crls, load_ocsp_response
 from ._ticket_keys import load_ticket_keys
 from ._tls_settings import SNICertificate, TLSSettings
@@ -41,7 +41,7 @@ SNIIdentity = tuple[SNICertificate, tuple[x509.Certificate, ...], _pem.TLSPrivat
 def _sni_identity(entry: SNICertificate, passphrase: bytes | None) -> SNIIdentity:
     """Load the chain and key of one C{sni} entry, naming it in any error."""
     option = f"--sni {entry.name}="
-    chain, key = _pem.load_identity(
+    chain, key = _pkcs12.load_identity(
         entry.certificate, entry.private_key, passphrase, option, option
     )
     return entry, chain, key
@@ -96,7 +96,7 @@ class Material:
         chain: tuple[x509.Certificate, ...] = ()
         key = None
         if settings.certificate is not None:
-            chain, key = _pem.load_identity(
+            chain, key = _pkcs12.load_identity(
                 settings.certificate, settings.private_key, passphrase
             )
         trusted = tuple(

@@ -38,11 +38,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cert",
         PATH,
-        "PEM file: the certificate, then its intermediates, in order.",
+        "PEM file: the certificate, then its intermediates, in order; or a "
+        "PKCS#12 bundle (key, certificate and intermediates; no --key).",
         _B,
         field="certificate",
         is_file=True,
-        client_help="client certificate for mutual TLS (PEM, leaf first)",
+        client_help="client certificate for mutual TLS (PEM, leaf first; or a "
+        "PKCS#12 bundle with its key)",
     ),
     Option(
         "key",
@@ -55,7 +57,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "key-passphrase-file",
         PATH,
-        "File holding the passphrase of an encrypted --key (never give it on argv).",
+        "File holding the passphrase of an encrypted --key or PKCS#12 --cert "
+        "(never give it on argv).",
         _B,
         is_file=True,
     ),

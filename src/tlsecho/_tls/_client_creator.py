@@ -27,11 +27,11 @@ from .._settings._options import Side
 from .._settings._reference_name import ReferenceName, reference_name
 from .._settings._tls_settings import TLSSettings, VerifyMode
 from ._contexts import TrustRoot, finish, options_for
-from ._openssl_internals import expect_peer_name
+from ._openssl_internals import expect_peer_name, session_reused
 from ._refusals import register_trust
-from ._server_checks import HandshakeCheck, NameCheck, check_staple
+from ._server_checks import HandshakeCheck, NameCheck, check_staple, fingerprint
 
-__all__ = ["client_creator"]
+__all__ = ["client_creator", "keep_session", "resumed"]
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -53,6 +53,39 @@ class _ClientCreator:
         self._settings = settings
         self._trust = trust
         self._reference = reference
+        #: The last connection made, with its name check (for L{keep_session}).
+        self._last: tuple[SSL.Connection, NameCheck | None] | None = None
+        #: The session to offer, with the fingerprint of the leaf it approved.
+        self._offer: tuple[SSL.Session, bytes | None] | None = None
+
+    def keep_session(self) -> bool:
+        """
+        Offer the last connection's TLS session on the next connections, if
+        that connection's certificate passed every check (the name check, for
+        this creator's one reference name, approved the very leaf it holds).
+
+        Call it once the connection exchanged data, so that TLS 1.3 tickets,
+        which arrive after the handshake, have been read.
+
+        @return: whether there is a session to offer.
+        """
+        self._offer = None
+        if self._last is None:
+            return False
+        connection, names = self._last
+        session = connection.get_session()
+        if session is None:
+            return False
+        approved = None
+        if names is not None:
+            leaf = connection.get_peer_certificate(as_cryptography=True)
+            if names.approved is None or leaf is None:
+                return False
+            if names.approved != fingerprint(leaf):
+                return False
+            approved = names.approved
+        self._offer = (session, approved)
+        return True
 
     def clientConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         connection: SSL.Connection = self._options.clientConnectionForTLS(tlsProtocol)
@@ -67,10 +100,15 @@ class _ClientCreator:
             connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, names)
         if self._settings.require_ocsp_staple:
             connection.request_ocsp()
+        resumed = None
+        if self._offer is not None:
+            session, resumed = self._offer
+            connection.set_session(session)
         if names is not None or self._settings.pins:
             connection.set_info_callback(
-                HandshakeCheck(tlsProtocol, names, self._settings.pins)
+                HandshakeCheck(tlsProtocol, names, self._settings.pins, resumed)
             )
+        self._last = (connection, names)
         return connection
 
 
@@ -79,6 +117,7 @@ def client_creator(
     servername: str,
     extra_trust: Sequence[x509.Certificate] = (),
     material: Material | None = None,
+    resumable: bool = False,
 ) -> IOpenSSLClientConnectionCreator:
     """
     The client connection creator for C{settings}, connecting to C{servername}.
@@ -94,6 +133,8 @@ def client_creator(
 
     @param material: The files of C{settings}, loaded; by default they are
         loaded now.
+    @param resumable: Whether to ask for TLS 1.2 session tickets too, for
+        L{keep_session} (TLS 1.3 always gets them).
     @raise ConfigurationError: for C{VerifyMode.OPTIONAL}, which is a server
         policy, for server-only options, for a C{servername} that is neither a
         host name nor an IP address, and for a file that cannot be loaded.
@@ -110,9 +151,32 @@ def client_creator(
             crls=material.crls,
         )
         extra["trustRoot"] = trust
+    if resumable:
+        # Twisted turns TLS 1.2 tickets off; a ticket is what another instance
+        # sharing --ticket-key-file can resume.
+        extra["enableSessionTickets"] = True
     options = options_for(settings, material.chain, material.key, **extra)
     context = options.getContext()
     finish(context, settings)
     if settings.require_ocsp_staple:
         context.set_ocsp_client_callback(check_staple)
     return _ClientCreator(options, settings, trust, reference)
+
+
+def keep_session(creator: IOpenSSLClientConnectionCreator) -> bool:
+    """
+    Have a creator from L{client_creator} offer the session of its last
+    connection on its next ones (see L{_ClientCreator.keep_session}).
+
+    @return: whether it has a session to offer.
+    """
+    return isinstance(creator, _ClientCreator) and creator.keep_session()
+
+
+def resumed(transport: Any) -> tuple[bool, str]:
+    """
+    Whether the TLS connection under C{transport} resumed a session, and its
+    TLS version.
+    """
+    connection: SSL.Connection = transport.getHandle()
+    return session_reused(connection), connection.get_protocol_version_name()

@@ -31,10 +31,10 @@ from .._settings._errors import PeerRejected
 from .._settings._identity import CertificateNames, describe_identity, spki_sha256
 from .._settings._reference_name import ReferenceName
 from .._settings._revocation import check_ocsp_staple
-from ._openssl_internals import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH
+from ._openssl_internals import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, session_reused
 from ._refusals import record_refusal, record_verify_error
 
-__all__ = ["HandshakeCheck", "NameCheck", "check_staple"]
+__all__ = ["HandshakeCheck", "NameCheck", "check_staple", "fingerprint"]
 
 _log = Logger()
 
@@ -48,7 +48,7 @@ def _shown(text: object, limit: int = 200) -> str:
     return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
-def _fingerprint(certificate: x509.Certificate) -> bytes:
+def fingerprint(certificate: x509.Certificate) -> bytes:
     """
     The SHA-256 of C{certificate}'s DER: which leaf L{NameCheck} approved.
     """
@@ -120,7 +120,7 @@ class NameCheck:
         if problem is not None:
             record_refusal(connection, problem)
             return False
-        self.approved = _fingerprint(leaf)
+        self.approved = fingerprint(leaf)
         return True
 
     def _name_problem(self, leaf: x509.Certificate) -> str | None:
@@ -196,6 +196,12 @@ class HandshakeCheck:
     An info callback that, when the handshake is done, fails the connection
     unless the name check approved the very certificate the server sent (when
     verifying) and the server's key matches one of the SPKI pins (if any).
+
+    A resumed session runs no verify callback: its certificate counts as
+    approved only when the connection resumed the very session offered for
+    it, C{resumed} being the fingerprint of the leaf this client's name check
+    approved, for the same reference name, on the connection that made the
+    session (L{tlsecho._tls._client_creator}).
     """
 
     def __init__(
@@ -203,10 +209,12 @@ class HandshakeCheck:
         tlsProtocol: TLSMemoryBIOProtocol,
         names: NameCheck | None,
         pins: frozenset[bytes],
+        resumed: bytes | None = None,
     ):
         self._protocol: TLSMemoryBIOProtocol | None = tlsProtocol
         self._names = names
         self._pins = pins
+        self._resumed = resumed
 
     def __call__(self, connection: SSL.Connection, where: int, ret: int) -> None:
         if not where & SSL.SSL_CB_HANDSHAKE_DONE or self._protocol is None:
@@ -224,10 +232,12 @@ class HandshakeCheck:
 
     def _problem(self, connection: SSL.Connection) -> str | None:
         leaf = connection.get_peer_certificate(as_cryptography=True)
-        if self._names is not None and (
-            leaf is None or self._names.approved != _fingerprint(leaf)
-        ):
-            return "certificate verify failed: the server's certificate was not checked"
+        if self._names is not None:
+            approved = self._names.approved
+            if approved is None and session_reused(connection):
+                approved = self._resumed
+            if approved is None or leaf is None or approved != fingerprint(leaf):
+                return "certificate verify failed: the server's certificate was not checked"
         if self._pins and (leaf is None or spki_sha256(leaf) not in self._pins):
             shown = describe_identity(leaf) if leaf is not None else "no certificate"
             return (

@@ -17,6 +17,8 @@ what happens without it, and the upstream change that would remove it:
   - L{set_session_context_on_client_hello}: C{SSL_CTX_set_msg_callback} and
     C{SSL_set_session_id_context}, found by ELF symbol (sessions bound to the
     SNI name).
+  - L{session_reused}: C{SSL_session_reused} (whether a client connection
+    resumed, for C{--resume} and the resumed-session approval).
   - L{quiet_excepthook_for}: a process-wide C{sys.excepthook} that silences
     pyOpenSSL's traceback for a deliberate SNI refusal.
 
@@ -30,6 +32,7 @@ from ._groups import set_groups
 from ._hostcheck import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, expect_peer_name
 from ._sessions import (
     check_ticket_keys_settable,
+    session_reused,
     set_session_context_on_client_hello,
     set_ticket_keys,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "expect_peer_name",
     "quiet_excepthook_for",
     "reject_verified_as_bad_certificate",
+    "session_reused",
     "set_groups",
     "set_session_context_on_client_hello",
     "set_ticket_keys",

@@ -22,6 +22,7 @@ from . import _symbols
 
 __all__ = [
     "check_ticket_keys_settable",
+    "session_reused",
     "set_session_context_on_client_hello",
     "set_ticket_keys",
 ]
@@ -131,3 +132,19 @@ def set_session_context_on_client_hello(
 
     context._tlsecho_message_callback = on_message  # type: ignore[attr-defined]  # keep it alive
     lib.SSL_CTX_set_msg_callback(context._context, on_message)
+
+
+def session_reused(connection: SSL.Connection) -> bool:
+    """
+    Whether C{connection}'s handshake resumed a session (no certificate was
+    sent or verified on it).
+
+    OpenSSL call: C{SSL_session_reused}.  Why below the API: pyOpenSSL (26.4)
+    binds it in cffi but has no C{Connection} method for it.  Without it:
+    C{tlsecho client --resume} cannot say whether it resumed, and a resumed
+    connection could not be told from an unchecked one, so it is refused.
+    Removed by: a public C{Connection.session_reused} in pyOpenSSL.
+    """
+    from OpenSSL._util import lib
+
+    return bool(lib.SSL_session_reused(connection._ssl))
