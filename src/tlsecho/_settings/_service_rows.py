@@ -53,6 +53,7 @@ SERVICE_ROWS: tuple[Option, ...] = (
         "Drop a peer that has not completed the TLS handshake in SECONDS [10].",
         _SVC,
         default=10.0,
+        restart_only=True,
     ),
     Option(
         "idle-timeout",
@@ -60,6 +61,7 @@ SERVICE_ROWS: tuple[Option, ...] = (
         "Close a connection that has received nothing for SECONDS [300].",
         _SVC,
         default=300.0,
+        restart_only=True,
     ),
     Option(
         "max-connections",
@@ -68,6 +70,7 @@ SERVICE_ROWS: tuple[Option, ...] = (
         "counted) [10000].",
         _SVC,
         default=10_000,
+        restart_only=True,
     ),
     Option(
         "max-connections-per-ip",
@@ -93,6 +96,7 @@ SERVICE_ROWS: tuple[Option, ...] = (
         "SECONDS before closing them [10].",
         _SVC,
         default=10.0,
+        restart_only=True,
     ),
     Option(
         "reload-interval",
@@ -100,6 +104,7 @@ SERVICE_ROWS: tuple[Option, ...] = (
         "Reload the TLS configuration when its files change, checking every "
         "SECONDS (SIGHUP always reloads).",
         _SVC,
+        restart_only=True,
     ),
     Option(
         "metrics",
