@@ -216,7 +216,11 @@ def test_restart_only_changes_are_named() -> None:
     """Only changes to restart-only rows are reported, by flag."""
     running = ServiceOptions()
     new = ServiceOptions(workers=3, idle_timeout=5.0, log_format="json")
-    assert running.restart_only_changes(new) == ["--log-format", "--workers"]
+    assert running.restart_only_changes(new) == [
+        "--idle-timeout",
+        "--log-format",
+        "--workers",
+    ]
     assert running.restart_only_changes(running) == []
 
 
