@@ -174,7 +174,7 @@ def test_certificate_without_key_and_no_key_option(tls_files: TLSFiles) -> None:
     error = _error(certificate=tls_files.server_cert)
     assert str(error) == (
         f"certificate {tls_files.server_cert}: holds no PEM private key "
-        "(expected -----BEGIN PRIVATE KEY-----)"
+        "(expected -----BEGIN PRIVATE KEY-----); give its key file with private_key"
     )
 
 
