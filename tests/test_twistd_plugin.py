@@ -756,3 +756,20 @@ def test_metrics_port_in_use_names_metrics(tls_files: TLSFiles) -> None:
         f"tlsecho: --metrics: {metrics}: cannot listen: Address already in use"
     )
     assert "Traceback" not in output
+
+
+def test_client_demanding_a_staple_is_logged_in_words(
+    servers: list, tls_files: TLSFiles
+) -> None:
+    """A client that requires an OCSP staple from a server with none: the server says
+    in words what the client refused, not OpenSSL's reason string."""
+    server = start_server(servers, *_server_args(tls_files))
+    result = run_client(server.address, "--ca", str(tls_files.ca), "--require-ocsp-staple")
+    assert result.returncode == 4, result.stderr
+    line = server.wait_for(r"TLS handshake failed: .*")
+    assert line.group(0) == (
+        "TLS handshake failed: the client refused our certificate: it requires an "
+        "OCSP staple and we sent none it accepts (give --ocsp-response; bad "
+        "certificate status response)"
+    )
+    assert "tlsv1 bad certificate status response" not in server.output
