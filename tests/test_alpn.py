@@ -121,8 +121,8 @@ def test_invalid_protocol_name(value: str) -> None:
     --alpn."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(alpn=("h2", value))
-    assert info.value.option == "--alpn"
-    assert str(info.value) == f"--alpn: {value!r} is not a protocol name (1 to 255 bytes)"
+    assert info.value.option == "alpn"
+    assert str(info.value) == f"alpn: {value!r} is not a protocol name (1 to 255 bytes)"
 
 
 def test_server_flags_keep_order(tls_files: TLSFiles) -> None:

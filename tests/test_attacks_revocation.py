@@ -487,11 +487,11 @@ def test_session_does_not_resume_after_a_reload_changes_the_rules(
 
 
 def test_library_refuses_a_delta_crl(tls_files: TLSFiles, tmp_path: Path) -> None:
-    """TLSSettings(crl=...) with a delta CRL is a ConfigurationError naming --crl."""
+    """TLSSettings(crl=...) with a delta CRL is a ConfigurationError naming crl."""
     _, delta = _base_and_delta(tls_files, tmp_path)
     with pytest.raises(ConfigurationError) as raised:
         TLSSettings(crl=(delta,))
-    assert raised.value.option == "--crl"
+    assert raised.value.option == "crl"
     assert raised.value.path == delta
     assert "\n" not in str(raised.value)
 

@@ -366,8 +366,8 @@ def test_rules_with_optional_verification_are_an_error(tls_files: TLSFiles) -> N
     with pytest.raises(ConfigurationError) as info:
         server_creator(settings)
     assert str(info.value) == (
-        "--allow-cn/--allow-dns/--allow-uri/--allow-spki: need --verify required "
-        "(and --ca): with optional, clients without a certificate would get in unchecked"
+        "allow_cn/allow_dns/allow_uri/allow_spki: need verify required "
+        "(and ca): with optional, clients without a certificate would get in unchecked"
     )
 
 
@@ -399,8 +399,8 @@ def test_chain_is_verified_before_rules(
 def test_rules_without_verify_are_an_error(
     tls_files: TLSFiles, rule: str, value: str
 ) -> None:
-    """An --allow-* rule on a server that does not ask for client certificates is a
-    ConfigurationError naming the --allow-* options and --verify."""
+    """An allow_* rule on a server that does not ask for client certificates is a
+    ConfigurationError naming the allow_* fields and verify."""
     settings = TLSSettings(
         certificate=tls_files.server_cert,
         private_key=tls_files.server_key,
@@ -409,9 +409,9 @@ def test_rules_without_verify_are_an_error(
     )
     with pytest.raises(ConfigurationError) as info:
         server_creator(settings)
-    assert "--" + rule.replace("_", "-") in info.value.option
+    assert rule in info.value.option
     assert str(info.value).startswith(
-        "--allow-cn/--allow-dns/--allow-uri/--allow-spki: need --verify required (and --ca)"
+        "allow_cn/allow_dns/allow_uri/allow_spki: need verify required (and ca)"
     )
 
 
@@ -432,9 +432,9 @@ def test_malformed_pin_is_an_error(pin: str) -> None:
     ConfigurationError naming --allow-spki and the value."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(allow_spki=(pin,))
-    assert info.value.option == "--allow-spki"
+    assert info.value.option == "allow_spki"
     assert str(info.value) == (
-        f"--allow-spki: {pin!r} is not a SHA-256 SPKI pin "
+        f"allow_spki: {pin!r} is not a SHA-256 SPKI pin "
         "(64 hex digits or 44 base64 characters)"
     )
 

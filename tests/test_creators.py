@@ -336,26 +336,26 @@ def test_client_intermediate_is_sent(tls_files: TLSFiles) -> None:
 
 @pytest.mark.parametrize("mode", [VerifyMode.OPTIONAL, VerifyMode.REQUIRED])
 def test_server_verify_without_ca(tls_files: TLSFiles, mode: VerifyMode) -> None:
-    """Asking for client certificates without --ca is refused, naming --verify."""
+    """Asking for client certificates without ca is refused, naming verify."""
     settings = TLSSettings(
         certificate=tls_files.server_cert, private_key=tls_files.server_key, verify=mode
     )
     with pytest.raises(ConfigurationError) as info:
         ServerConnectionCreator(settings)
     assert str(info.value) == (
-        f"--verify: {mode.value} needs --ca: the CA certificates that client "
+        f"verify: {mode.value} needs ca: the CA certificates that client "
         "certificates must chain to"
     )
-    with pytest.raises(ConfigurationError, match=rf"^--verify: {mode.value} needs --ca"):
+    with pytest.raises(ConfigurationError, match=rf"^verify: {mode.value} needs ca"):
         server_creator(settings)
 
 
 def test_server_without_certificate(tls_files: TLSFiles) -> None:
-    """Server settings without a certificate are refused, naming --cert."""
+    """Server settings without a certificate are refused, naming certificate."""
     for settings in (TLSSettings(), TLSSettings(ca=(tls_files.client_ca,))):
         with pytest.raises(ConfigurationError) as info:
             ServerConnectionCreator(settings)
-        assert str(info.value) == "--cert: the server needs a certificate and key"
+        assert str(info.value) == "certificate: the server needs a certificate and key"
 
 
 # Client verification of the server.
@@ -452,7 +452,7 @@ def test_client_verify_optional_is_refused(tls_files: TLSFiles) -> None:
     with pytest.raises(ConfigurationError) as info:
         client_creator(settings, "localhost")
     assert str(info.value) == (
-        "--verify: optional is a server policy; the client takes required or none"
+        "verify: optional is a server policy; the client takes required or none"
     )
 
 

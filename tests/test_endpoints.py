@@ -103,8 +103,8 @@ def test_require_loopback_rejects(description: str) -> None:
     """Anything not provably loopback, including a missing interface, is rejected."""
     with pytest.raises(ConfigurationError) as info:
         require_loopback(description, WHY)
-    assert info.value.option == "--listen"
-    assert str(info.value) == f"--listen: {description!r} is not loopback-only: {WHY}"
+    assert info.value.option == "listen"
+    assert str(info.value) == f"listen: {description!r} is not loopback-only: {WHY}"
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_plain_server_endpoint_rejects_tls_types(description: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         plain_server_endpoint(MemoryReactor(), description)
     assert str(info.value) == (
-        f"--listen: {description!r}: tlsecho adds TLS itself; describe the plain "
+        f"listen: {description!r}: tlsecho adds TLS itself; describe the plain "
         "transport instead (for example tcp:8443)"
     )
 
@@ -130,7 +130,7 @@ def test_plain_server_endpoint_rejects_bad_description(description: str) -> None
     with pytest.raises(ConfigurationError) as info:
         plain_server_endpoint(MemoryReactor(), description)
     message = str(info.value)
-    assert message.startswith(f"--listen: bad endpoint description {description!r}: ")
+    assert message.startswith(f"listen: bad endpoint description {description!r}: ")
     assert "\n" not in message
     assert not message.endswith(": ")
 
@@ -149,9 +149,7 @@ def test_plain_server_endpoint_rejects_port_out_of_range(description: str) -> No
     """A TCP port outside 0-65535 is a bad description, caught before any listening."""
     with pytest.raises(ConfigurationError) as info:
         plain_server_endpoint(MemoryReactor(), description)
-    assert str(info.value).startswith(
-        f"--listen: bad endpoint description {description!r}: "
-    )
+    assert str(info.value).startswith(f"listen: bad endpoint description {description!r}: ")
 
 
 @pytest.mark.parametrize("description", ["haproxy:ssl:8443", "haproxy:tls:8443"])
@@ -170,7 +168,7 @@ def test_tls_type_below_proxy_is_refused(description: str) -> None:
 )
 def test_unreadable_description_is_refused(description: str, reason: str) -> None:
     """A description that cannot be read is one ConfigurationError, everywhere."""
-    expected = f"--listen: bad endpoint description {description!r}: {reason}"
+    expected = f"listen: bad endpoint description {description!r}: {reason}"
     for check in (
         lambda: plain_server_endpoint(MemoryReactor(), description),
         lambda: transport_endpoint(MemoryReactor(), description),

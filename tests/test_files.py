@@ -42,7 +42,7 @@ def test_read_file_through_a_regular_file(tls_files: TLSFiles) -> None:
     path = tls_files.server_cert / "child.pem"
     with pytest.raises(ConfigurationError) as info:
         read_file(path, "--ca")
-    assert str(info.value) == f"--ca {path}: cannot read: Not a directory"
+    assert str(info.value) == f"ca {path}: cannot read: Not a directory"
 
 
 def test_read_missing_file(tmp_path: Path) -> None:
@@ -50,14 +50,14 @@ def test_read_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "missing.pem"
     with pytest.raises(ConfigurationError) as info:
         read_file(path, "--ca")
-    assert str(info.value) == f"--ca {path}: no such file"
+    assert str(info.value) == f"ca {path}: no such file"
 
 
 def test_read_directory(tmp_path: Path) -> None:
     """A directory is refused as not being a file."""
     with pytest.raises(ConfigurationError) as info:
         read_file(tmp_path, "--cert")
-    assert str(info.value) == f"--cert {tmp_path}: is a directory, not a file"
+    assert str(info.value) == f"certificate {tmp_path}: is a directory, not a file"
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400, 0o640, 0o660])
@@ -76,7 +76,7 @@ def test_private_file_open_to_others(tmp_path: Path, mode: int, how: str) -> Non
     with pytest.raises(ConfigurationError) as info:
         check_private_file(path, "--key")
     assert str(info.value) == (
-        f"--key {path}: private key file is {how} by other users "
+        f"private_key {path}: private key file is {how} by other users "
         f"(mode {mode:04o}); fix it with: chmod o-rwx {path}"
     )
 
@@ -112,7 +112,7 @@ def test_writable_by_others(tmp_path: Path, mode: int) -> None:
     with pytest.raises(ConfigurationError) as info:
         check_not_writable(path, "--ca", "CA file", "644")
     assert str(info.value) == (
-        f"--ca {path}: CA file is writable by its group or other users "
+        f"ca {path}: CA file is writable by its group or other users "
         f"(mode {mode:04o}); fix it with: chmod 644 {path}"
     )
 
@@ -131,7 +131,7 @@ def test_keylog_file_directory(tmp_path: Path) -> None:
     """A directory is not a key log."""
     with pytest.raises(ConfigurationError) as info:
         check_keylog_file(tmp_path, "--keylog-file")
-    assert str(info.value) == f"--keylog-file {tmp_path}: is a directory, not a file"
+    assert str(info.value) == f"keylog_file {tmp_path}: is a directory, not a file"
 
 
 def test_keylog_file_readable_by_group(tmp_path: Path) -> None:

@@ -221,7 +221,7 @@ def test_group_the_openssl_lacks_is_dropped_and_said(
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(groups=PQ)
     assert str(info.value).startswith(
-        "--groups: X25519MLKEM768 is not available in the linked OpenSSL"
+        "groups: X25519MLKEM768 is not available in the linked OpenSSL"
     )
     assert "\n" not in str(info.value)
 
@@ -229,14 +229,14 @@ def test_group_the_openssl_lacks_is_dropped_and_said(
 @pytest.mark.parametrize(
     ("groups", "message"),
     [
-        ("X448", "--groups: 'X448' is not a group of the profile (allowed: "),
-        ("X25519:ffdhe2048", "--groups: 'ffdhe2048' is not a group of the profile"),
-        ("P-521", "--groups: 'P-521' is not a group of the profile"),
-        (":", "--groups: no group in ':'"),
+        ("X448", "groups: 'X448' is not a group of the profile (allowed: "),
+        ("X25519:ffdhe2048", "groups: 'ffdhe2048' is not a group of the profile"),
+        ("P-521", "groups: 'P-521' is not a group of the profile"),
+        (":", "groups: no group in ':'"),
     ],
 )
 def test_groups_outside_the_profile_are_one_line_errors(groups: str, message: str) -> None:
-    """--groups can only narrow the profile: any other group is one line naming it."""
+    """groups can only narrow the profile: any other group is one line naming it."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings.from_strings(groups=groups)
     assert str(info.value).startswith(message)
@@ -400,10 +400,10 @@ def test_tls13_client_outside_the_narrowed_suites_is_refused(
 def test_tls13_ciphers_outside_the_profile_are_one_line_errors(
     suites: str, message: str
 ) -> None:
-    """--tls13-ciphers naming a suite outside the profile's three is one line."""
+    """tls13_ciphers naming a suite outside the profile's three is one line."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings.from_strings(tls13_ciphers=suites)
-    assert str(info.value).startswith(f"--tls13-ciphers: {message}")
+    assert str(info.value).startswith(f"tls13_ciphers: {message}")
     assert "\n" not in str(info.value)
 
 
@@ -451,12 +451,12 @@ def test_old_profile_serves_tls10_and_tls11(
 
 
 def test_old_profile_with_the_development_certificate_stays_on_loopback() -> None:
-    """--profile old with the development certificate cannot listen beyond loopback."""
+    """profile old with the development certificate cannot listen beyond loopback."""
     with pytest.raises(ConfigurationError) as info:
         ServerConfiguration.from_options(
             {"profile": "old", "listen": ["tcp:0:interface=0.0.0.0"]}, check_listen=False
         )
-    assert str(info.value).startswith("--listen: 'tcp:0:interface=0.0.0.0' is not loopback")
+    assert str(info.value).startswith("listen: 'tcp:0:interface=0.0.0.0' is not loopback")
     configuration = ServerConfiguration.from_options(
         {"profile": "old", "listen": ["tcp:0:interface=127.0.0.1"]}, check_listen=False
     )

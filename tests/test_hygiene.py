@@ -127,7 +127,8 @@ def test_key_readable_by_others_is_refused(tls_files: TLSFiles, mode: int) -> No
         TLSSettings(certificate=tls_files.server_cert, private_key=tls_files.server_key)
     key = tls_files.server_key
     assert str(info.value) == (
-        f"--key {key}: private key file is readable by other users (mode {mode:04o}); "
+        f"private_key {key}: private key file is readable by other users "
+        f"(mode {mode:04o}); "
         f"fix it with: chmod o-rwx {key}"
     )
 
@@ -148,7 +149,7 @@ def test_key_private_or_group_readable_is_accepted(tls_files: TLSFiles, mode: in
 def test_combined_file_readable_by_others_is_refused(
     tls_files: TLSFiles, tmp_path: Path
 ) -> None:
-    """A --cert file that also holds the key is checked too, naming --cert."""
+    """A certificate file that also holds the key is checked too, naming certificate."""
     combined = tmp_path / "combined.pem"
     combined.write_bytes(
         tls_files.server_cert.read_bytes() + tls_files.server_key.read_bytes()
@@ -156,14 +157,14 @@ def test_combined_file_readable_by_others_is_refused(
     combined.chmod(0o644)
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(certificate=combined)
-    assert info.value.option == "--cert"
+    assert info.value.option == "certificate"
     assert f"fix it with: chmod o-rwx {combined}" in str(info.value)
     combined.chmod(0o640)
     assert Material.load(TLSSettings(certificate=combined)).key is not None
 
 
 def test_sni_key_readable_by_others_is_refused(tls_files: TLSFiles, tmp_path: Path) -> None:
-    """An --sni key file other users may read is refused, naming the --sni entry."""
+    """An sni key file other users may read is refused, naming the sni entry."""
     cert, key = write_cert(tls_files.server_ca.issue_cert("echo.example"), tmp_path, "sni")
     key.chmod(0o644)
     with pytest.raises(ConfigurationError) as info:
@@ -172,7 +173,7 @@ def test_sni_key_readable_by_others_is_refused(tls_files: TLSFiles, tmp_path: Pa
             private_key=tls_files.server_key,
             sni=(SNICertificate("echo.example", cert, key),),
         )
-    assert str(info.value).startswith(f"--sni echo.example= {key}: private key file is")
+    assert str(info.value).startswith(f"sni echo.example= {key}: private key file is")
     assert f"chmod o-rwx {key}" in str(info.value)
 
 
@@ -244,7 +245,7 @@ def test_passphrase_file_open_to_others_is_refused(
         certificate=tls_files.server_cert, private_key=key, key_passphrase_file=passphrase
     )
     assert message == (
-        f"--key-passphrase-file {passphrase}: passphrase file is {how} by other users "
+        f"key_passphrase_file {passphrase}: passphrase file is {how} by other users "
         f"(mode {mode:04o}); fix it with: chmod o-rwx {passphrase}"
     )
     assert "s3cret" not in message
@@ -278,16 +279,16 @@ def test_world_writable_key_is_refused(tls_files: TLSFiles) -> None:
 
 
 def test_expired_certificate_is_refused(ca: trustme.CA, tmp_path: Path) -> None:
-    """An expired --cert is refused, saying when it expired."""
+    """An expired certificate is refused, saying when it expired."""
     cert, key = _expiring(ca, tmp_path, -1)
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(certificate=cert, private_key=key)
-    assert info.value.option == "--cert"
+    assert info.value.option == "certificate"
     assert "has expired (on " in str(info.value)
 
 
 def test_not_yet_valid_certificate_is_refused(ca: trustme.CA, tmp_path: Path) -> None:
-    """A --cert that is not valid yet is refused, saying from when it is valid."""
+    """A certificate that is not valid yet is refused, saying from when it is valid."""
     now = _now()
     leaf = ca.issue_cert(
         "localhost",
@@ -297,7 +298,7 @@ def test_not_yet_valid_certificate_is_refused(ca: trustme.CA, tmp_path: Path) ->
     cert, key = write_cert(leaf, tmp_path, "future")
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(certificate=cert, private_key=key)
-    assert info.value.option == "--cert"
+    assert info.value.option == "certificate"
     assert "is not valid yet (valid from " in str(info.value)
 
 
@@ -478,7 +479,7 @@ def test_existing_keylog_open_to_others_is_refused(
         keylog_file=path,
     )
     assert message == (
-        f"--keylog-file {path}: key log file is {how} by its group or other users "
+        f"keylog_file {path}: key log file is {how} by its group or other users "
         f"(mode {mode:04o}); fix it with: chmod 600 {path}"
     )
 

@@ -90,19 +90,19 @@ def test_check_for_server_reads_no_file(tls_files: TLSFiles) -> None:
     pinned = settings.replace(pin_spki=("A" * 43 + "=",))
     tls_files.server_cert.unlink()
     settings.check_for_server()
-    with pytest.raises(ConfigurationError, match=r"^--pin-spki: is a client option$"):
+    with pytest.raises(ConfigurationError, match=r"^pin_spki: is a client option$"):
         pinned.check_for_server()
 
 
 def test_check_for_server_refusals(tls_files: TLSFiles) -> None:
-    """A server needs a certificate, and --ca to verify clients."""
+    """A server needs a certificate, and ca to verify clients."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(ca=(tls_files.ca,)).check_for_server()
-    assert str(info.value) == "--cert: the server needs a certificate and key"
+    assert str(info.value) == "certificate: the server needs a certificate and key"
     with pytest.raises(ConfigurationError) as info:
         _server(tls_files, verify=VerifyMode.OPTIONAL).check_for_server()
     assert str(info.value) == (
-        "--verify: optional needs --ca: the CA certificates that client "
+        "verify: optional needs ca: the CA certificates that client "
         "certificates must chain to"
     )
 
@@ -112,7 +112,7 @@ def test_check_for_client_refusals(tls_files: TLSFiles) -> None:
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(verify=VerifyMode.OPTIONAL).check_for_client()
     assert str(info.value) == (
-        "--verify: optional is a server policy; the client takes required or none"
+        "verify: optional is a server policy; the client takes required or none"
     )
     with pytest.raises(ConfigurationError, match="are server options, not client"):
         TLSSettings(sni_strict=True).check_for_client()
@@ -138,7 +138,7 @@ def test_material_load_names_the_file(tls_files: TLSFiles, tmp_path: Path) -> No
     tls_files.server_key.unlink()
     with pytest.raises(ConfigurationError) as info:
         Material.load(settings)
-    assert str(info.value) == f"--key {tls_files.server_key}: no such file"
+    assert str(info.value) == f"private_key {tls_files.server_key}: no such file"
 
 
 def test_server_creator_serves_the_given_material(tls_files: TLSFiles) -> None:

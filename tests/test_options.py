@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tlsecho import ConfigurationError
+from tlsecho._settings._errors import Surface
 from tlsecho._settings._options import (
     OPTIONS,
     Option,
@@ -201,8 +202,9 @@ def test_bad_values_are_one_line_naming_the_flag(
     """A value of the wrong type or range is one line naming the flag and the reason."""
     with pytest.raises(ConfigurationError) as info:
         option_named(name).parse(value)
-    assert str(info.value).startswith(message)
-    assert "\n" not in str(info.value)
+    line = info.value.for_surface(Surface.COMMAND_LINE)
+    assert line.startswith(message)
+    assert "\n" not in line
 
 
 def test_workers_auto_is_one_per_cpu() -> None:

@@ -80,7 +80,7 @@ def test_malformed_certificate(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigurationError) as info:
         _pem.load_certificate_chain(path, "--cert")
-    assert str(info.value) == f"--cert {path}: holds a malformed PEM certificate"
+    assert str(info.value) == f"certificate {path}: holds a malformed PEM certificate"
 
 
 def test_chain_ignores_text_around_certificates(
@@ -186,7 +186,7 @@ def test_ca_bundle_not_pem(tmp_path: Path) -> None:
     path = _write(tmp_path, "ca.der", b"\x30\x82\x01\x0a")
     with pytest.raises(ConfigurationError) as info:
         _pem.load_ca_certificates(path, "--ca")
-    assert str(info.value) == f"--ca {path}: CA file holds no PEM certificates"
+    assert str(info.value) == f"ca {path}: CA file holds no PEM certificates"
 
 
 def test_read_passphrase_strips_line_end_only(tmp_path: Path) -> None:
@@ -203,7 +203,7 @@ def test_read_passphrase_empty(tmp_path: Path) -> None:
     path = _write(tmp_path, "empty", b"")
     with pytest.raises(ConfigurationError) as info:
         _pem.read_passphrase(path, "--key-passphrase-file")
-    assert str(info.value) == f"--key-passphrase-file {path}: passphrase file is empty"
+    assert str(info.value) == f"key_passphrase_file {path}: passphrase file is empty"
 
 
 @pytest.mark.parametrize("key_type", [trustme.KeyType.RSA, trustme.KeyType.ECDSA])
@@ -238,7 +238,7 @@ def test_encrypted_key_names_given_passphrase_option(
     """The passphrase option named in errors is the one the caller gives."""
     encrypted = _encrypt(tls_files.server_key, b"s3cret", tmp_path)
     with pytest.raises(ConfigurationError) as info:
-        _pem.load_private_key(encrypted, "key", passphrase_option="key_passphrase_file")
+        _pem.load_private_key(encrypted, "key", passphrase_option="--key-passphrase-file")
     assert str(info.value) == (
         f"key {encrypted}: the private key is encrypted: give its passphrase with "
         "key_passphrase_file"
@@ -261,7 +261,7 @@ def test_malformed_private_key(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigurationError) as info:
         _pem.load_private_key(path, "--key")
-    assert str(info.value) == f"--key {path}: holds a malformed PEM private key"
+    assert str(info.value) == f"private_key {path}: holds a malformed PEM private key"
 
 
 def test_key_type_unusable_for_tls(tmp_path: Path) -> None:
@@ -279,7 +279,7 @@ def test_key_type_unusable_for_tls(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as info:
         _pem.load_private_key(path, "--key")
     assert str(info.value) == (
-        f"--key {path}: a {type(key).__name__} cannot be used for TLS"
+        f"private_key {path}: a {type(key).__name__} cannot be used for TLS"
     )
 
 

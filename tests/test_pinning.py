@@ -190,12 +190,12 @@ def test_malformed_pin_is_an_error(pin: str) -> None:
     naming --pin-spki."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(pin_spki=(pin,))
-    assert info.value.option == "--pin-spki"
-    assert str(info.value).startswith(f"--pin-spki: {pin!r} is not a SHA-256 SPKI pin")
+    assert info.value.option == "pin_spki"
+    assert str(info.value).startswith(f"pin_spki: {pin!r} is not a SHA-256 SPKI pin")
 
 
 def test_pin_is_a_client_setting(tls_files: TLSFiles) -> None:
-    """Server settings with pin_spki are refused, naming --pin-spki."""
+    """Server settings with pin_spki are refused, naming pin_spki."""
     settings = TLSSettings(
         certificate=tls_files.server_cert,
         private_key=tls_files.server_key,
@@ -203,7 +203,7 @@ def test_pin_is_a_client_setting(tls_files: TLSFiles) -> None:
     )
     with pytest.raises(ConfigurationError) as info:
         server_creator(settings)
-    assert str(info.value) == "--pin-spki: is a client option"
+    assert str(info.value) == "pin_spki: is a client option"
 
 
 # From outside: tlsecho client against twistd tlsecho ----------------------------------

@@ -426,17 +426,17 @@ def test_cipher_string_without_usable_cipher_is_an_error(ciphers: str) -> None:
     ConfigurationError naming --ciphers and the ciphers that are allowed."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(ciphers=ciphers)
-    assert info.value.option == "--ciphers"
+    assert info.value.option == "ciphers"
     message = str(info.value)
-    assert message.startswith(f"--ciphers: {ciphers!r} leaves no usable TLS 1.2 cipher")
+    assert message.startswith(f"ciphers: {ciphers!r} leaves no usable TLS 1.2 cipher")
     assert "ECDHE-RSA-AES128-GCM-SHA256" in message
 
 
 def test_unknown_cipher_string_is_an_error() -> None:
-    """A cipher string OpenSSL does not know is a ConfigurationError naming --ciphers."""
+    """A cipher string OpenSSL does not know is a ConfigurationError naming ciphers."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(ciphers="NOT-A-CIPHER")
-    assert info.value.option == "--ciphers"
+    assert info.value.option == "ciphers"
     assert "NOT-A-CIPHER" in str(info.value)
 
 
@@ -456,7 +456,7 @@ def test_modern_with_max_tls_12_is_an_error() -> None:
     profile's minimum."""
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(profile=Profile.MODERN, max_tls=TLSVersion.TLSv1_2)
-    assert str(info.value) == "--max-tls: 1.2 is below the minimum 1.3 of --profile modern"
+    assert str(info.value) == "max_tls: 1.2 is below the minimum 1.3 of profile modern"
 
 
 def test_min_tls_refines_a_profile() -> None:
@@ -496,7 +496,7 @@ def test_profile_parse_errors(text: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         Profile.parse(text)
     assert str(info.value) == (
-        f"--profile: unknown profile {text!r} (expected intermediate, modern or old)"
+        f"profile: unknown profile {text!r} (expected intermediate, modern or old)"
     )
     with pytest.raises(ConfigurationError, match=r"^profile: unknown profile"):
         Profile.parse(text, option="profile")

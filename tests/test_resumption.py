@@ -138,9 +138,9 @@ def test_bad_key_file_is_one_line(
 
 
 def test_ticket_keys_are_a_server_option(tmp_path: Path) -> None:
-    """The client refuses --ticket-key-file."""
+    """The client refuses ticket_key_file."""
     settings = TLSSettings(ticket_key_file=_key_file(tmp_path))
-    with pytest.raises(ConfigurationError, match="--ticket-key-file"):
+    with pytest.raises(ConfigurationError, match="ticket_key_file"):
         client_creator(settings, "localhost")
 
 
@@ -159,7 +159,7 @@ def test_unavailable_build_is_a_clear_error(
     with pytest.raises(ConfigurationError) as raised:
         _ticket_keys.load_ticket_keys(path)
     assert str(raised.value) == (
-        f"--ticket-key-file {path}: cannot set session-ticket keys in this build: "
+        f"ticket_key_file {path}: cannot set session-ticket keys in this build: "
         "example.so does not list SSL_CTX_ctrl (stripped?)"
     )
 

@@ -327,14 +327,14 @@ def test_bad_crl_file_is_an_error(
         )
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(crl=(path,))
-    assert info.value.option == "--crl"
+    assert info.value.option == "crl"
     assert info.value.path == path
     expected = (
         "no such file"
         if content == "missing"
         else "holds no certificate revocation list (PEM or DER)"
     )
-    assert str(info.value) == f"--crl {path}: {expected}"
+    assert str(info.value) == f"crl {path}: {expected}"
 
 
 def test_bad_crl_file_stops_the_server(tls_files: TLSFiles, tmp_path: Path) -> None:
@@ -590,20 +590,20 @@ def test_revoked_response_refused_at_start(pki: StaplingPKI, tmp_path: Path) -> 
     with pytest.raises(ConfigurationError) as info:
         _stapling_server(pki, response)
     assert str(info.value) == (
-        f"--ocsp-response {response}: the OCSP response says --cert is revoked"
+        f"ocsp_response {response}: the OCSP response says certificate is revoked"
     )
 
 
 def test_response_for_another_certificate_refused(pki: StaplingPKI, tmp_path: Path) -> None:
-    """An --ocsp-response about another certificate of the same issuer is refused."""
+    """An ocsp_response about another certificate of the same issuer is refused."""
     other = pki.intermediate.issue_cert("other.example")
     other_leaf = x509.load_pem_x509_certificate(other.cert_chain_pems[0].bytes())
     response = _write(tmp_path / "other.der", _ocsp_response(other_leaf, pki.intermediate))
     with pytest.raises(ConfigurationError) as info:
         _stapling_server(pki, response)
     assert str(info.value) == (
-        f"--ocsp-response {response}: the OCSP response is about another certificate "
-        "than --cert"
+        f"ocsp_response {response}: the OCSP response is about another certificate "
+        "than certificate"
     )
 
 
@@ -623,7 +623,7 @@ def test_malformed_or_unsuccessful_response_refused(
     response = _write(tmp_path / "bad.der", data)
     with pytest.raises(ConfigurationError) as info:
         _stapling_server(pki, response)
-    assert info.value.option == "--ocsp-response"
+    assert info.value.option == "ocsp_response"
     assert info.value.path == response
     if kind == "unsuccessful":
         assert info.value.reason == "OCSP response status is TRY_LATER"
@@ -725,8 +725,7 @@ def test_server_refuses_to_staple_a_forged_response(
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(certificate=pki.cert, private_key=pki.key, ocsp_response=path)
     assert str(info.value) == (
-        f"--ocsp-response {path}: the OCSP response is not signed by the "
-        "certificate's issuer"
+        f"ocsp_response {path}: the OCSP response is not signed by the certificate's issuer"
     )
 
 
@@ -740,7 +739,7 @@ def test_server_refuses_to_staple_an_expired_response(
     path = _write(tmp_path / "old.der", data)
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(certificate=pki.cert, private_key=pki.key, ocsp_response=path)
-    assert str(info.value) == f"--ocsp-response {path}: the OCSP response has expired"
+    assert str(info.value) == f"ocsp_response {path}: the OCSP response has expired"
 
 
 def test_client_command_root_issued_staple(

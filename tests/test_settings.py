@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tlsecho import ConfigurationError, Material, TLSSettings, TLSVersion, VerifyMode
+from tlsecho._settings._errors import Surface
 from tlsecho._settings._tls_settings import parse_tls_version
 
 from conftest import TLSFiles, write_cert
@@ -84,35 +85,39 @@ def _error(**settings: object) -> ConfigurationError:
 
 
 def test_missing_certificate_file(tmp_path: Path) -> None:
-    """A --cert file that does not exist is refused, naming the option and the file."""
+    """A certificate file that does not exist is refused, naming the option and the file."""
     missing = tmp_path / "nope.pem"
     error = _error(certificate=missing)
-    assert str(error) == f"--cert {missing}: no such file"
-    assert (error.option, error.path, error.reason) == ("--cert", missing, "no such file")
+    assert str(error) == f"certificate {missing}: no such file"
+    assert (error.option, error.path, error.reason) == (
+        "certificate",
+        missing,
+        "no such file",
+    )
 
 
 def test_missing_key_file(tls_files: TLSFiles, tmp_path: Path) -> None:
-    """A --key file that does not exist is refused, naming --key and the file."""
+    """A private_key file that does not exist is refused, naming the field and the file."""
     missing = tmp_path / "nope.key"
     error = _error(certificate=tls_files.server_cert, private_key=missing)
-    assert str(error) == f"--key {missing}: no such file"
+    assert str(error) == f"private_key {missing}: no such file"
 
 
 def test_missing_ca_file(tmp_path: Path) -> None:
-    """A --ca file that does not exist is refused, naming --ca and the file."""
+    """A ca file that does not exist is refused, naming ca and the file."""
     missing = tmp_path / "nope-ca.pem"
-    assert str(_error(ca=(missing,))) == f"--ca {missing}: no such file"
+    assert str(_error(ca=(missing,))) == f"ca {missing}: no such file"
 
 
 def test_missing_passphrase_file(tls_files: TLSFiles, tmp_path: Path) -> None:
-    """A --key-passphrase-file that does not exist is refused, naming it."""
+    """A key_passphrase_file that does not exist is refused, naming it."""
     missing = tmp_path / "nope.txt"
     error = _error(
         certificate=tls_files.server_cert,
         private_key=tls_files.server_key,
         key_passphrase_file=missing,
     )
-    assert str(error) == f"--key-passphrase-file {missing}: no such file"
+    assert str(error) == f"key_passphrase_file {missing}: no such file"
 
 
 def test_unreadable_certificate_file(tls_files: TLSFiles) -> None:
@@ -130,65 +135,65 @@ def test_unreadable_certificate_file(tls_files: TLSFiles) -> None:
         unreadable.chmod(0o000)
         with _unprivileged(), pytest.raises(ConfigurationError) as info:
             TLSSettings(certificate=unreadable, private_key=tls_files.server_key)
-    assert str(info.value) == f"--cert {unreadable}: permission denied"
+    assert str(info.value) == f"certificate {unreadable}: permission denied"
 
 
 def test_certificate_path_is_a_directory(tmp_path: Path) -> None:
-    """A --cert path that is a directory is refused as unreadable, even for root."""
+    """A certificate path that is a directory is refused as unreadable, even for root."""
     assert str(_error(certificate=tmp_path)) == (
-        f"--cert {tmp_path}: is a directory, not a file"
+        f"certificate {tmp_path}: is a directory, not a file"
     )
 
 
 def test_certificate_not_pem(tmp_path: Path) -> None:
-    """A --cert file that is not PEM at all is refused as not PEM."""
+    """A certificate file that is not PEM at all is refused as not PEM."""
     garbage = _write(tmp_path, "garbage.pem", b"\x30\x82\x01\x0a binary DER, not PEM")
     assert str(_error(certificate=garbage)) == (
-        f"--cert {garbage}: not a PEM file (expected -----BEGIN CERTIFICATE-----)"
+        f"certificate {garbage}: not a PEM file (expected -----BEGIN CERTIFICATE-----)"
     )
 
 
 def test_certificate_file_holding_a_key(tls_files: TLSFiles) -> None:
-    """A --cert file that holds only a key is refused with a hint that it is a key."""
+    """A certificate file that holds only a key is refused with a hint that it is a key."""
     assert str(_error(certificate=tls_files.server_key)) == (
-        f"--cert {tls_files.server_key}: holds no PEM certificate (is it a key?)"
+        f"certificate {tls_files.server_key}: holds no PEM certificate (is it a key?)"
     )
 
 
 def test_key_not_pem(tls_files: TLSFiles) -> None:
-    """A --key file that holds a certificate, not a key, is refused naming --key."""
+    """A private_key file that holds a certificate, not a key, is refused naming it."""
     error = _error(certificate=tls_files.server_cert, private_key=tls_files.server_cert)
     assert str(error) == (
-        f"--key {tls_files.server_cert}: holds no PEM private key "
+        f"private_key {tls_files.server_cert}: holds no PEM private key "
         "(expected -----BEGIN PRIVATE KEY-----)"
     )
 
 
 def test_certificate_without_key_and_no_key_option(tls_files: TLSFiles) -> None:
-    """Without --key the --cert file must hold the key; if not, --cert is named."""
+    """Without private_key the certificate file must hold the key, or it is named."""
     error = _error(certificate=tls_files.server_cert)
     assert str(error) == (
-        f"--cert {tls_files.server_cert}: holds no PEM private key "
-        "(expected -----BEGIN PRIVATE KEY-----)"
+        f"certificate {tls_files.server_cert}: holds no PEM private key "
+        "(expected -----BEGIN PRIVATE KEY-----); give its key file with private_key"
     )
 
 
 def test_key_does_not_match_certificate(tls_files: TLSFiles) -> None:
-    """A key that is not the certificate's is refused, naming --key and its file."""
+    """A key that is not the certificate's is refused, naming private_key and its file."""
     error = _error(certificate=tls_files.server_cert, private_key=tls_files.client_key)
     assert str(error) == (
-        f"--key {tls_files.client_key}: private key does not match the certificate "
+        f"private_key {tls_files.client_key}: private key does not match the certificate "
         f"{_subject(tls_files.server_cert)}"
     )
 
 
 def test_encrypted_key_without_passphrase(tls_files: TLSFiles, tmp_path: Path) -> None:
-    """An encrypted key without --key-passphrase-file is refused, saying how to fix it."""
+    """An encrypted key without key_passphrase_file is refused, saying how to fix it."""
     encrypted = _encrypted_key(tls_files.server_key, b"s3cret", tmp_path)
     error = _error(certificate=tls_files.server_cert, private_key=encrypted)
     assert str(error) == (
-        f"--key {encrypted}: the private key is encrypted: give its passphrase with "
-        "--key-passphrase-file"
+        f"private_key {encrypted}: the private key is encrypted: give its passphrase with "
+        "key_passphrase_file"
     )
 
 
@@ -202,7 +207,7 @@ def test_encrypted_key_with_wrong_passphrase(tls_files: TLSFiles, tmp_path: Path
         key_passphrase_file=wrong,
     )
     assert str(error) == (
-        f"--key {encrypted}: wrong passphrase (from --key-passphrase-file)"
+        f"private_key {encrypted}: wrong passphrase (from key_passphrase_file)"
     )
 
 
@@ -227,10 +232,10 @@ def test_passphrase_for_unencrypted_key(tls_files: TLSFiles, tmp_path: Path) -> 
         private_key=tls_files.server_key,
         key_passphrase_file=passphrase,
     )
-    assert error.option == "--key-passphrase-file"
+    assert error.option == "key_passphrase_file"
     assert str(error) == (
-        f"--key-passphrase-file: the private key in {tls_files.server_key} is not "
-        "encrypted; drop --key-passphrase-file"
+        f"key_passphrase_file: the private key in {tls_files.server_key} is not "
+        "encrypted; drop key_passphrase_file"
     )
 
 
@@ -243,14 +248,14 @@ def test_empty_passphrase_file(tls_files: TLSFiles, tmp_path: Path) -> None:
         private_key=encrypted,
         key_passphrase_file=empty,
     )
-    assert str(error) == f"--key-passphrase-file {empty}: passphrase file is empty"
+    assert str(error) == f"key_passphrase_file {empty}: passphrase file is empty"
 
 
 def test_passphrase_file_without_certificate(tmp_path: Path) -> None:
-    """A passphrase file without --cert and --key is refused."""
+    """A passphrase file without certificate and private_key is refused."""
     passphrase = _write(tmp_path, "passphrase.txt", b"s3cret\n")
     assert str(_error(key_passphrase_file=passphrase)) == (
-        "--key-passphrase-file: needs --cert and --key"
+        "key_passphrase_file: needs certificate and private_key"
     )
 
 
@@ -264,7 +269,7 @@ def test_chain_out_of_order(ca: trustme.CA, tmp_path: Path) -> None:
     issuer_subject = x509.load_pem_x509_certificate(intermediate).subject.rfc4514_string()
     error = _error(certificate=reversed_chain, private_key=key)
     assert str(error) == (
-        f"--cert {reversed_chain}: certificate chain out of order: certificate 2 "
+        f"certificate {reversed_chain}: certificate chain out of order: certificate 2 "
         f"({served_subject}) did not issue certificate 1 ({issuer_subject}); "
         "list the server certificate first, then each issuer in turn"
     )
@@ -278,7 +283,7 @@ def test_chain_with_an_unrelated_certificate(tls_files: TLSFiles, tmp_path: Path
         tls_files.server_cert.read_bytes() + tls_files.client_ca.read_bytes(),
     )
     error = _error(certificate=chain, private_key=tls_files.server_key)
-    assert error.option == "--cert"
+    assert error.option == "certificate"
     assert error.path == chain
     assert error.reason.startswith(
         f"certificate chain out of order: certificate 2 "
@@ -298,7 +303,7 @@ def test_chain_in_order_loads(ca: trustme.CA, tmp_path: Path) -> None:
 
 
 def test_expired_certificate(ca: trustme.CA, tmp_path: Path) -> None:
-    """An expired --cert is refused, saying when it expired."""
+    """An expired certificate is refused, saying when it expired."""
     now = datetime.datetime.now(datetime.UTC)
     expired = now - datetime.timedelta(days=1)
     chain, key = write_cert(
@@ -306,13 +311,13 @@ def test_expired_certificate(ca: trustme.CA, tmp_path: Path) -> None:
     )
     error = _error(certificate=chain, private_key=key)
     assert str(error) == (
-        f"--cert {chain}: certificate {_subject(chain)} has expired "
+        f"certificate {chain}: certificate {_subject(chain)} has expired "
         f"(on {expired:%Y-%m-%d %H:%M:%S} UTC)"
     )
 
 
 def test_not_yet_valid_certificate(ca: trustme.CA, tmp_path: Path) -> None:
-    """A --cert that is not valid yet is refused, saying from when it is valid."""
+    """A certificate that is not valid yet is refused, saying from when it is valid."""
     now = datetime.datetime.now(datetime.UTC)
     start = now + datetime.timedelta(days=1)
     chain, key = write_cert(
@@ -324,18 +329,18 @@ def test_not_yet_valid_certificate(ca: trustme.CA, tmp_path: Path) -> None:
     )
     error = _error(certificate=chain, private_key=key)
     assert str(error) == (
-        f"--cert {chain}: certificate {_subject(chain)} is not valid yet "
+        f"certificate {chain}: certificate {_subject(chain)} is not valid yet "
         f"(valid from {start:%Y-%m-%d %H:%M:%S} UTC)"
     )
 
 
 def test_ca_file_without_certificates(tls_files: TLSFiles, tmp_path: Path) -> None:
-    """A --ca file holding no certificate (here, a key) is refused, naming it."""
+    """A ca file holding no certificate (here, a key) is refused, naming it."""
     assert str(_error(ca=(tls_files.client_key,))) == (
-        f"--ca {tls_files.client_key}: CA file holds no PEM certificates"
+        f"ca {tls_files.client_key}: CA file holds no PEM certificates"
     )
     empty = _write(tmp_path, "empty.pem", b"")
-    assert str(_error(ca=(empty,))) == f"--ca {empty}: CA file holds no PEM certificates"
+    assert str(_error(ca=(empty,))) == f"ca {empty}: CA file holds no PEM certificates"
 
 
 def test_bad_second_ca_file_is_named(tls_files: TLSFiles, tmp_path: Path) -> None:
@@ -346,9 +351,9 @@ def test_bad_second_ca_file_is_named(tls_files: TLSFiles, tmp_path: Path) -> Non
 
 
 def test_unknown_cipher_string() -> None:
-    """A cipher string from which OpenSSL selects nothing is refused, naming --ciphers."""
+    """A cipher string from which OpenSSL selects nothing is refused, naming ciphers."""
     assert str(_error(ciphers="NO-SUCH-CIPHER")) == (
-        "--ciphers: OpenSSL knows no cipher in 'NO-SUCH-CIPHER' "
+        "ciphers: OpenSSL knows no cipher in 'NO-SUCH-CIPHER' "
         "(see 'openssl ciphers -v' for the names)"
     )
 
@@ -358,7 +363,7 @@ def test_unknown_verify_mode() -> None:
     with pytest.raises(ConfigurationError) as info:
         VerifyMode.parse("sometimes")
     assert str(info.value) == (
-        "--verify: unknown verify mode 'sometimes' (expected none, optional or required)"
+        "verify: unknown verify mode 'sometimes' (expected none, optional or required)"
     )
 
 
@@ -382,22 +387,21 @@ def test_unknown_tls_version(text: str) -> None:
     with pytest.raises(ConfigurationError) as info:
         TLSSettings.from_strings(max_tls=text)
     assert str(info.value) == (
-        f"--max-tls: unknown TLS version {text!r} "
-        "(expected 1.2 or 1.3; 1.0 or 1.1 with --profile old)"
+        f"max_tls: unknown TLS version {text!r} "
+        "(expected 1.2 or 1.3; 1.0 or 1.1 with profile old)"
     )
 
 
 @pytest.mark.parametrize("option", ["min_tls", "max_tls"])
 @pytest.mark.parametrize("text", ["1.1", "1.0"])
 def test_legacy_tls_version_needs_profile_old(option: str, text: str) -> None:
-    """TLS 1.0 or 1.1 outside --profile old is refused, pointing to --profile old."""
-    flag = "--" + option.replace("_", "-")
+    """TLS 1.0 or 1.1 outside profile old is refused, pointing to profile old."""
     for profile in (None, "intermediate", "modern"):
         with pytest.raises(ConfigurationError) as info:
             TLSSettings.from_strings(profile=profile, **{option: text})
         assert str(info.value) == (
-            f"{flag}: TLS {text} is below what --profile {profile or 'intermediate'} "
-            "allows (1.2); use --profile old to test legacy peers"
+            f"{option}: TLS {text} is below what profile {profile or 'intermediate'} "
+            "allows (1.2); use profile old to test legacy peers"
         )
 
 
@@ -418,7 +422,7 @@ def test_tls_version_spellings(text: str, version: TLSVersion) -> None:
 def test_min_tls_above_max_tls() -> None:
     """A minimum TLS version above the maximum is refused, naming both options."""
     error = _error(min_tls=TLSVersion.TLSv1_3, max_tls=TLSVersion.TLSv1_2)
-    assert str(error) == "--min-tls: 1.3 is above --max-tls 1.2"
+    assert str(error) == "min_tls: 1.3 is above max_tls 1.2"
 
 
 def test_min_tls_equal_to_max_tls() -> None:
@@ -428,10 +432,11 @@ def test_min_tls_equal_to_max_tls() -> None:
 
 
 def test_key_without_certificate(tls_files: TLSFiles) -> None:
-    """A --key without a --cert is refused, naming --key and its file."""
+    """A private_key without a certificate is refused, naming private_key and its file."""
     error = _error(private_key=tls_files.server_key)
     assert str(error) == (
-        f"--key {tls_files.server_key}: needs --cert: a key alone cannot be served"
+        f"private_key {tls_files.server_key}: needs certificate: "
+        "a key alone cannot be served"
     )
 
 
@@ -550,7 +555,7 @@ def test_replace_changes_a_field(tls_files: TLSFiles) -> None:
 def test_replace_validates(tls_files: TLSFiles) -> None:
     """replace() checks the result like the constructor does."""
     settings = TLSSettings(min_tls=TLSVersion.TLSv1_3)
-    with pytest.raises(ConfigurationError, match=r"^--min-tls: 1.3 is above"):
+    with pytest.raises(ConfigurationError, match=r"^min_tls: 1.3 is above"):
         settings.replace(max_tls=TLSVersion.TLSv1_2)
 
 
@@ -627,22 +632,42 @@ def test_from_strings_defaults() -> None:
 
 
 def test_from_strings_names_min_tls() -> None:
-    """from_strings() names --min-tls for a bad minimum version."""
-    with pytest.raises(ConfigurationError, match=r"^--min-tls: unknown TLS version '1.4'"):
+    """from_strings() names min_tls for a bad minimum version."""
+    with pytest.raises(ConfigurationError, match=r"^min_tls: unknown TLS version '1.4'"):
         TLSSettings.from_strings(min_tls="1.4")
-    with pytest.raises(ConfigurationError, match=r"^--min-tls: TLS 1.1 is below what"):
+    with pytest.raises(ConfigurationError, match=r"^min_tls: TLS 1.1 is below what"):
         TLSSettings.from_strings(min_tls="1.1")
 
 
 def test_from_strings_refuses_unknown_verify_mode() -> None:
-    """from_strings() refuses an unknown verify mode, naming --verify."""
-    with pytest.raises(ConfigurationError, match=r"^--verify: unknown verify mode 'on'"):
+    """from_strings() refuses an unknown verify mode, naming verify."""
+    with pytest.raises(ConfigurationError, match=r"^verify: unknown verify mode 'on'"):
         TLSSettings.from_strings(verify="on")
 
 
 def test_from_strings_min_above_max() -> None:
     """from_strings() refuses a minimum version above the maximum."""
-    with pytest.raises(
-        ConfigurationError, match=r"^--min-tls: 1.3 is above --max-tls 1.2$"
-    ):
+    with pytest.raises(ConfigurationError, match=r"^min_tls: 1.3 is above max_tls 1.2$"):
         TLSSettings.from_strings(min_tls="1.3", max_tls="1.2")
+
+
+def test_error_names_the_field_and_each_surface_its_own_spelling(tmp_path: Path) -> None:
+    """
+    A library caller reads the TLSSettings field; the command line and a TOML
+    file read their own names for the same option, in the subject and the reason.
+    """
+    missing = tmp_path / "nope.pem"
+    error = _error(certificate=missing)
+    assert (error.option, error.flag) == ("certificate", "--cert")
+    assert str(error) == f"certificate {missing}: no such file"
+    assert error.for_surface(Surface.COMMAND_LINE) == f"--cert {missing}: no such file"
+    assert error.for_surface(Surface.TOML) == f"cert {missing}: no such file"
+    error = ConfigurationError("--key-passphrase-file", "needs --cert and --key")
+    assert str(error) == "key_passphrase_file: needs certificate and private_key"
+    assert error.for_surface(Surface.COMMAND_LINE) == (
+        "--key-passphrase-file: needs --cert and --key"
+    )
+    assert error.for_surface(Surface.TOML) == "key-passphrase-file: needs cert and key"
+    # Names outside the option table are left as they are.
+    error = ConfigurationError("--config", "unknown key 'port'", missing)
+    assert str(error) == error.for_surface(Surface.COMMAND_LINE)

@@ -249,10 +249,10 @@ def test_strict_without_sni_entries(sni_files: SNIFiles) -> None:
 
 @pytest.mark.parametrize("text", ["echo.example.org", "=cert.pem", "echo.example.org="])
 def test_malformed_sni_value(text: str) -> None:
-    """A --sni value that is not NAME=CERT[:KEY] is a ConfigurationError naming --sni."""
+    """A sni value that is not NAME=CERT[:KEY] is a ConfigurationError naming sni."""
     with pytest.raises(ConfigurationError) as info:
         SNICertificate.parse(text)
-    assert str(info.value) == f"--sni: expected NAME=CERT[:KEY], got {text!r}"
+    assert str(info.value) == f"sni: expected NAME=CERT[:KEY], got {text!r}"
 
 
 def test_missing_sni_certificate_file(sni_files: SNIFiles, tmp_path: Path) -> None:
@@ -264,11 +264,11 @@ def test_missing_sni_certificate_file(sni_files: SNIFiles, tmp_path: Path) -> No
         TLSSettings(
             certificate=cert, private_key=key, sni=(SNICertificate(EXACT, missing),)
         )
-    assert str(info.value) == f"--sni {EXACT}= {missing}: no such file"
+    assert str(info.value) == f"sni {EXACT}= {missing}: no such file"
 
 
 def test_sni_key_must_match(sni_files: SNIFiles) -> None:
-    """An --sni entry whose key belongs to another certificate is refused."""
+    """An sni entry whose key belongs to another certificate is refused."""
     cert, key = sni_files.default
     with pytest.raises(ConfigurationError) as info:
         TLSSettings(
@@ -276,13 +276,13 @@ def test_sni_key_must_match(sni_files: SNIFiles) -> None:
             private_key=key,
             sni=(SNICertificate(EXACT, sni_files.exact[0], sni_files.wildcard[1]),),
         )
-    assert str(info.value).startswith(f"--sni {EXACT}= {sni_files.wildcard[1]}: ")
+    assert str(info.value).startswith(f"sni {EXACT}= {sni_files.wildcard[1]}: ")
     assert "private key does not match" in str(info.value)
 
 
 def test_sni_is_a_server_option(sni_files: SNIFiles) -> None:
     """client_creator refuses settings with SNI certificates."""
-    with pytest.raises(ConfigurationError, match=r"^--sni/"):
+    with pytest.raises(ConfigurationError, match=r"^sni/"):
         client_creator(
             TLSSettings(ca=(sni_files.ca,), sni=(SNICertificate(EXACT, *sni_files.exact),)),
             EXACT,

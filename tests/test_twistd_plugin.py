@@ -697,3 +697,79 @@ def test_twist_runner_port_in_use_fails_startup_with_one_line(tls_files: TLSFile
     assert "--listen" in line
     assert str(port) in line
     assert "Traceback" not in output
+
+
+# Messages in words ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        (
+            "tcp:notaport",
+            "tlsecho: --listen: bad endpoint description 'tcp:notaport': "
+            "port 'notaport' is not a number",
+        ),
+        (
+            "18420",
+            "tlsecho: --listen: bad endpoint description '18420': "
+            "Unknown endpoint type: '18420' (did you mean tcp:18420?)",
+        ),
+    ],
+)
+def test_bad_listen_is_one_line_in_words(
+    tls_files: TLSFiles, listen: str, expected: str
+) -> None:
+    """A --listen that is not a description says what is wrong without Python's
+    words, and a bare port gets the description it probably meant."""
+    result = _run_failing_twistd(*_server_args(tls_files), "--listen", listen)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert _one_line(result.stderr) == f"{expected} (see 'twistd tlsecho --help')"
+    assert "Traceback" not in output
+
+
+def test_certificate_file_without_key_says_give_key(tls_files: TLSFiles) -> None:
+    """--cert alone, whose file holds no key, says to give --key."""
+    result = _run_failing_twistd(
+        "--cert", str(tls_files.server_cert), "--listen", LOOPBACK_LISTEN
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert _one_line(result.stderr) == (
+        f"tlsecho: --cert {tls_files.server_cert}: holds no PEM private key "
+        "(expected -----BEGIN PRIVATE KEY-----); give its key file with --key "
+        "(see 'twistd tlsecho --help')"
+    )
+    assert "Traceback" not in output
+
+
+def test_metrics_port_in_use_names_metrics(tls_files: TLSFiles) -> None:
+    """A --metrics port that is already bound is reported as --metrics, not --listen."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        metrics = f"tcp:{port}:interface=127.0.0.1"
+        result = _run_failing_twistd(*_with_cert(tls_files), "--metrics", metrics)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert _one_line(result.stderr) == (
+        f"tlsecho: --metrics: {metrics}: cannot listen: Address already in use"
+    )
+    assert "Traceback" not in output
+
+
+def test_client_demanding_a_staple_is_logged_in_words(
+    servers: list, tls_files: TLSFiles
+) -> None:
+    """A client that requires an OCSP staple from a server with none: the server says
+    in words what the client refused, not OpenSSL's reason string."""
+    server = start_server(servers, *_server_args(tls_files))
+    result = run_client(server.address, "--ca", str(tls_files.ca), "--require-ocsp-staple")
+    assert result.returncode == 4, result.stderr
+    line = server.wait_for(r"TLS handshake failed: .*")
+    assert line.group(0) == (
+        "TLS handshake failed: the client refused our certificate: it requires an "
+        "OCSP staple and we sent none it accepts (give --ocsp-response; bad "
+        "certificate status response)"
+    )
+    assert "tlsv1 bad certificate status response" not in server.output

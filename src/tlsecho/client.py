@@ -43,7 +43,7 @@ from ._net._endpoints import (
 )
 from ._net._listen import is_loopback_host
 from ._settings._devcert import check_development_files, development_ca_path
-from ._settings._errors import ConfigurationError, ConnectionDropped, EchoError
+from ._settings._errors import ConfigurationError, ConnectionDropped, EchoError, Surface
 from ._settings._material import Material
 from ._settings._options import Side, options_for
 from ._settings._pem import load_ca_certificates
@@ -119,9 +119,10 @@ async def _run(
             settings, servername, development, material, resumable=args.resume
         )
     except ConfigurationError as e:
-        if e.option == "--keylog-file" and not args.keylog_file:
-            e = ConfigurationError("SSLKEYLOGFILE", e.reason, e.path)
-        stderr.write(f"{PROG}: {e}\n")
+        if e.flag == "--keylog-file" and not args.keylog_file:
+            reason = e.reason_for(Surface.COMMAND_LINE)
+            e = ConfigurationError("SSLKEYLOGFILE", reason, e.path)
+        stderr.write(f"{PROG}: {e.for_surface(Surface.COMMAND_LINE)}\n")
         raise SystemExit(EXIT_USAGE) from None
     verifying = settings.verify_for(Side.CLIENT) is not VerifyMode.NONE
     if not verifying and not settings.pins:

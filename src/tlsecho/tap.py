@@ -22,7 +22,7 @@ from ._app._logs import relay_logs_to_main_process, use_log_format
 from ._app._runner import PluginService, SupervisorService
 from ._app._worker_process import MainProcessWatch, inherited_sockets
 from ._net._echofactory import EchoServerFactory
-from ._settings._errors import ConfigurationError
+from ._settings._errors import ConfigurationError, Surface
 from ._settings._options import Option, Side, options_for
 
 __all__ = ["Options", "makeService"]
@@ -108,7 +108,7 @@ class Options(usage.Options):
                 values, check_listen=self["inherited"] is None
             )
         except ConfigurationError as e:
-            raise usage.UsageError(str(e)) from None
+            raise usage.UsageError(e.for_surface(Surface.COMMAND_LINE)) from None
         self["configuration"] = configuration
         # The typed values, for whoever reads the options by name.
         service = configuration.service

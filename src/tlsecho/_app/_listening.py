@@ -91,24 +91,30 @@ def bind_or_explain(service: IService, start: Callable[[], None]) -> None:
     Start C{service} with C{start}; a failure to listen becomes a one-line
     configuration error naming the service.
     """
-    _listen_errors(start, service.name)
+    # The metrics listener is named "--metrics DESC"; the others, DESC.
+    option, description = "--listen", service.name
+    if description.startswith("--metrics "):
+        option, description = "--metrics", description.removeprefix("--metrics ")
+    _listen_errors(start, description, option)
 
 
-def _listen_errors(start: Callable[[], object], description: str) -> None:
+def _listen_errors(
+    start: Callable[[], object], description: str, option: str = "--listen"
+) -> None:
     """
     Call C{start}; turn a failure to listen into a one-line configuration
-    error naming the C{--listen} description.
+    error naming C{option} and its description.
     """
     try:
         start()
     except CannotListenError as e:
         reason = getattr(e.socketError, "strerror", None) or str(e.socketError)
         raise ConfigurationError(
-            "--listen", f"{description}: cannot listen: {reason}"
+            option, f"{description}: cannot listen: {reason}"
         ) from None
     except (OSError, OverflowError, ValueError) as e:
         # Anything else the system refuses (a bad UNIX path, say): one line too.
-        raise ConfigurationError("--listen", f"{description}: cannot listen: {e}") from None
+        raise ConfigurationError(option, f"{description}: cannot listen: {e}") from None
 
 
 def listen_now(

@@ -18,7 +18,7 @@ from twisted.application.service import MultiService
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
-from .._settings._errors import ConfigurationError
+from .._settings._errors import ConfigurationError, Surface
 from ._notify import Notifier
 from ._service import EchoService
 from ._workers import WorkerSupervisor
@@ -94,9 +94,10 @@ def _exit_on_configuration_error(start: Callable[[], None]) -> None:
     try:
         start()
     except ConfigurationError as e:
-        _log.error("{error}", error=str(e), event="config.error")
+        message = e.for_surface(Surface.COMMAND_LINE)
+        _log.error("{error}", error=message, event="config.error")
         # twistd has replaced sys.stderr with the log by now; say it on the
         # real standard error too, where scripts look.
         if sys.__stderr__ is not None:
-            sys.__stderr__.write(f"tlsecho: {e}\n")
+            sys.__stderr__.write(f"tlsecho: {message}\n")
         raise SystemExit(1) from None

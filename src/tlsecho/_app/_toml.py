@@ -15,7 +15,7 @@ import difflib
 import tomllib
 from pathlib import Path
 
-from .._settings._errors import ConfigurationError
+from .._settings._errors import ConfigurationError, Surface
 from .._settings._files import read_file
 from .._settings._options import Option, Side, option_named, options_for
 
@@ -105,7 +105,8 @@ def load_config(path: Path) -> dict[str, object]:
         try:
             parsed = option.parse(value)
         except ConfigurationError as e:
-            reason = e.reason.replace(f"{option.name} = ", f"{raw_key} = ")
+            reason = e.reason_for(Surface.TOML)
+            reason = reason.replace(f"{option.name} = ", f"{raw_key} = ")
             raise ConfigurationError("--config", f"{raw_key}: {reason}", path) from None
         if option.is_file:
             parsed = (

@@ -125,6 +125,8 @@ def _parsed(
         detail = str(e) or type(e).__name__
         if isinstance(e, IndexError) and listen.kind == "systemd":
             detail = "no such socket was passed by systemd (LISTEN_FDS)"
+        elif listen.kind.isdigit() and not listen.arguments:
+            detail = f"{detail} (did you mean tcp:{listen.kind}?)"
         raise ConfigurationError(
             option, f"bad endpoint description {listen.text!r}: {detail}"
         ) from None
@@ -132,13 +134,17 @@ def _parsed(
 
 def _check_port(listen: ListenDescription, option: str) -> None:
     """
-    Twisted only checks a TCP port is an integer; refuse one out of range now,
-    rather than fail with an OverflowError when binding.
+    Refuse a TCP port that is not a number (Twisted would say so in Python's
+    words) or out of range (rather than fail with an OverflowError when binding).
     """
     try:
         number = int(listen.port) if listen.port is not None else None
     except ValueError:
-        return  # Twisted reports it
+        raise ConfigurationError(
+            option,
+            f"bad endpoint description {listen.text!r}: port {listen.port!r} is not "
+            "a number",
+        ) from None
     if number is not None and not 0 <= number <= 65535:
         raise ConfigurationError(
             option,

@@ -9,28 +9,84 @@ C{tlsecho client}.
 
 from __future__ import annotations
 
+import re
+from enum import Enum
 from pathlib import Path
+
+
+class Surface(Enum):
+    """
+    Where a setting was given, which decides how an error spells the option.
+
+    @cvar LIBRARY: A keyword of L{tlsecho.TLSSettings} (C{certificate}).
+    @cvar COMMAND_LINE: A flag (C{--cert}).
+    @cvar TOML: A key of the configuration file (C{cert}).
+    """
+
+    LIBRARY = "library"
+    COMMAND_LINE = "command line"
+    TOML = "TOML"
+
+
+#: An option as the code that raises names it: its row's flag (C{--cert}), a
+#: token that cannot be mistaken for a word of the reason.
+_FLAG = re.compile(r"(?<![\w-])--([a-z0-9]+(?:-[a-z0-9]+)*)(?![\w-])")
+
+
+def _spell(text: str, surface: Surface) -> str:
+    """
+    C{text} with each option-table flag in it spelt for C{surface}.
+    """
+    if surface is Surface.COMMAND_LINE:
+        return text
+    from ._options import OPTIONS  # the table's value types import this module
+
+    spelling = {o.name: o.field if surface is Surface.LIBRARY else o.name for o in OPTIONS}
+    return _FLAG.sub(lambda m: spelling.get(m.group(1), m.group(0)), text)
 
 
 class ConfigurationError(ValueError):
     """
     A setting is invalid; nothing was started.
 
-    @ivar option: The option as a user spells it, such as C{"--cert"}.
+    The code that raises it names options by their row of the option table,
+    written as the flag (C{"--cert"}, also inside the reason: C{"needs --key"}).
+    C{str()} is the message for a library caller, naming L{tlsecho.TLSSettings}
+    fields (C{certificate /etc/x.pem: no such file}); L{for_surface} gives it as
+    the command line (C{--cert /etc/x.pem: no such file}) or a TOML file spells
+    it.  Names outside the table (C{--config}, C{HOST:PORT}) stay as they are.
+
+    @ivar option: The option, as a library caller spells it (C{"certificate"}).
     @ivar path: The file the problem is in, if any.
-    @ivar reason: What is wrong, in words, ideally with the fix.
+    @ivar reason: What is wrong, in words, ideally with the fix, spelt for a
+        library caller.
+    @ivar flag: The option as the command line spells it (C{"--cert"}).
     """
 
     def __init__(self, option: str, reason: str, path: Path | str | None = None):
-        self.option = option
-        self.reason = reason
+        self.flag = option
+        self._reason = reason
         self.path = None if path is None else Path(path)
+        self.option = _spell(option, Surface.LIBRARY)
+        self.reason = _spell(reason, Surface.LIBRARY)
         super().__init__(str(self))
 
-    def __str__(self) -> str:
+    def reason_for(self, surface: Surface) -> str:
+        """The reason, with the options it names spelt for C{surface}."""
+        return _spell(self._reason, surface)
+
+    def for_surface(self, surface: Surface) -> str:
+        """
+        The one-line message, naming options as C{surface} spells them.
+        """
+        option = _spell(self.flag, surface)
+        reason = _spell(self._reason, surface)
         if self.path is None:
-            return f"{self.option}: {self.reason}"
-        return f"{self.option} {self.path}: {self.reason}"
+            return f"{option}: {reason}"
+        return f"{option} {self.path}: {reason}"
+
+    def __str__(self) -> str:
+        return self.for_surface(Surface.LIBRARY)
 
 
 class PeerRejected(Exception):

@@ -42,7 +42,12 @@ def _sni_identity(entry: SNICertificate, passphrase: bytes | None) -> SNIIdentit
     """Load the chain and key of one C{sni} entry, naming it in any error."""
     option = f"--sni {entry.name}="
     chain, key = _pkcs12.load_identity(
-        entry.certificate, entry.private_key, passphrase, option, option
+        entry.certificate,
+        entry.private_key,
+        passphrase,
+        option,
+        option,
+        key_hint="give its key file as NAME=CERT:KEY",
     )
     return entry, chain, key
 

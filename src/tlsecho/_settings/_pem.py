@@ -142,10 +142,13 @@ def load_private_key(
     option: str,
     passphrase: bytes | None = None,
     passphrase_option: str = "--key-passphrase-file",  # noqa: S107 (an option name)
+    hint: str = "",
 ) -> TLSPrivateKey:
     """
     Load a PEM private key, decrypting it with C{passphrase} if it is encrypted.
 
+    @param hint: Words added to "holds no PEM private key", saying where the
+        key should have been given.
     @raise ConfigurationError: if the file is missing, holds no key, the key is
         encrypted and no (or a wrong) passphrase was given, a passphrase was
         given for a plain key, or the key type cannot be used for TLS.
@@ -153,7 +156,9 @@ def load_private_key(
     data = read_file(path, option)
     if b"PRIVATE KEY-----" not in data:
         raise ConfigurationError(
-            option, "holds no PEM private key (expected -----BEGIN PRIVATE KEY-----)", path
+            option,
+            f"holds no PEM private key (expected -----BEGIN PRIVATE KEY-----){hint}",
+            path,
         )
     check_private_file(path, option)
     try:
@@ -201,6 +206,7 @@ def load_identity(
     passphrase: bytes | None,
     certificate_option: str = "--cert",
     key_option: str = "--key",
+    key_hint: str = "give its key file with --key",
 ) -> tuple[tuple[x509.Certificate, ...], TLSPrivateKey]:
     """
     Load a certificate chain and its private key (from the chain's file when
@@ -209,7 +215,9 @@ def load_identity(
     chain = load_certificate_chain(certificate, certificate_option)
     key_path = private_key or certificate
     option = key_option if private_key is not None else certificate_option
-    key = load_private_key(key_path, option, passphrase)
+    # Without a key file, the key was looked for in the certificate's file.
+    hint = f"; {key_hint}" if private_key is None else ""
+    key = load_private_key(key_path, option, passphrase, hint=hint)
     check_key_matches(chain[0], key, key_path, option)
     return chain, key
 

@@ -131,6 +131,7 @@ def load_identity(
     certificate_option: str = "--cert",
     key_option: str = "--key",
     passphrase_option: str = "--key-passphrase-file",  # noqa: S107 (an option name)
+    key_hint: str = "give its key file with --key",
 ) -> tuple[tuple[x509.Certificate, ...], _pem.TLSPrivateKey]:
     """
     Load a certificate chain and its private key and check that they belong
@@ -142,7 +143,7 @@ def load_identity(
     data = read_file(certificate, certificate_option)
     if not is_pkcs12(data):
         return _pem.load_identity(
-            certificate, private_key, passphrase, certificate_option, key_option
+            certificate, private_key, passphrase, certificate_option, key_option, key_hint
         )
     if private_key is not None:
         raise ConfigurationError(

@@ -25,7 +25,7 @@ from twisted.internet.ssl import AcceptableCiphers, CertificateOptions
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from .._settings._errors import ConfigurationError
+from .._settings._errors import ConfigurationError, Surface
 from .._settings._files import check_keylog_file
 from .._settings._pem import TLSPrivateKey
 from .._settings._profiles import INTERMEDIATE_CIPHERS, is_legacy
@@ -65,11 +65,13 @@ class _KeyLog:
                     try:
                         check_keylog_file(self._path, self._option, os.fstat(descriptor))
                     except ConfigurationError as e:
-                        if str(e) != self._refused:
-                            self._refused = str(e)
+                        # Said as the server's command line and log readers spell it.
+                        refused = e.for_surface(Surface.COMMAND_LINE)
+                        if refused != self._refused:
+                            self._refused = refused
                             _log.error(
                                 "{error}; not writing TLS secrets",
-                                error=str(e),
+                                error=refused,
                                 event="keylog.error",
                             )
                         return

@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from zope.interface import implementer
 
-from .._settings._errors import ConfigurationError
+from .._settings._errors import ConfigurationError, Surface
 from .._settings._material import Material
 from .._settings._options import OPTIONS, Side
 from .._settings._tls_settings import TLSSettings
@@ -100,7 +100,8 @@ class ReloadingCreator:
             self._on_reload(None)
             _log.error(
                 "reload failed, still serving the previous configuration: {error}",
-                error=str(e),
+                # The server's files came from its flags or configuration file.
+                error=e.for_surface(Surface.COMMAND_LINE),
                 event="reload.failed",
             )
             return False

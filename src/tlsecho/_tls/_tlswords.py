@@ -59,6 +59,12 @@ _CRL_ERRORS: dict[str, str] = {
     "CRL_PATH_VALIDATION_ERROR": "the CRL for {issuer} does not chain to a trusted CA",
 }
 
+#: What a client that demanded an OCSP staple says when it got none it accepts.
+_NO_STAPLE = (
+    "the client refused our certificate: it requires an OCSP staple and we sent "
+    "none it accepts (give --ocsp-response; bad certificate status response)"
+)
+
 #: Alerts received from the peer (RFC 8446 section 6.2), in words.  OpenSSL
 #: names them "sslv3 alert X", "tlsv1 alert X", "tlsv13 alert X" or "tls alert X"
 #: depending on its version and the alert.
@@ -83,6 +89,7 @@ _ALERTS: dict[str, str] = {
     "illegal parameter": "the peer rejected a handshake parameter (illegal parameter)",
     "decrypt error": "the peer could not verify our handshake (decrypt error)",
     "internal error": "the peer had an internal error",
+    "bad certificate status response": _NO_STAPLE,
 }
 
 #: OpenSSL reason strings for failures detected locally, in words.
@@ -101,6 +108,9 @@ _SSL_REASONS: dict[str, str] = {
     "unexpected eof while reading": "connection closed without close_notify",
     "unknown protocol": "the peer does not speak TLS (unknown protocol)",
     "tlsv1 unrecognized name": "the server does not serve that name (unrecognized name)",
+    # The alert a client sends when it demands an OCSP staple and gets none
+    # (or a bad one); OpenSSL names it without "alert".
+    "tlsv1 bad certificate status response": _NO_STAPLE,
     "no application protocol in common (ALPN)": "no application protocol in common (ALPN)",
 }
 
