@@ -119,7 +119,7 @@ def test_wrong_passphrase_is_one_line(ca: trustme.CA, tmp_path: Path) -> None:
         certificate=bundle, key_passphrase_file=_passphrase(tmp_path, b"wrong")
     )
     assert str(error) == (
-        f"--cert {bundle}: wrong passphrase (from --key-passphrase-file) "
+        f"certificate {bundle}: wrong passphrase (from key_passphrase_file) "
         "or malformed PKCS#12"
     )
 
@@ -127,8 +127,8 @@ def test_wrong_passphrase_is_one_line(ca: trustme.CA, tmp_path: Path) -> None:
 def test_missing_passphrase_names_the_option(ca: trustme.CA, tmp_path: Path) -> None:
     bundle = _bundle(ca.issue_cert("localhost"), tmp_path / "server.p12")
     assert str(_load_error(certificate=bundle)) == (
-        f"--cert {bundle}: the PKCS#12 bundle is encrypted (or malformed): give its "
-        "passphrase with --key-passphrase-file"
+        f"certificate {bundle}: the PKCS#12 bundle is encrypted (or malformed): give "
+        "its passphrase with key_passphrase_file"
     )
 
 
@@ -143,7 +143,7 @@ def test_bundle_without_certificate_is_refused(ca: trustme.CA, tmp_path: Path) -
     )
     bundle.chmod(0o600)
     error = _load_error(certificate=bundle, key_passphrase_file=_passphrase(tmp_path))
-    assert str(error) == f"--cert {bundle}: PKCS#12 bundle holds no certificate"
+    assert str(error) == f"certificate {bundle}: PKCS#12 bundle holds no certificate"
 
 
 def test_bundle_readable_by_others_is_refused(ca: trustme.CA, tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ def test_bundle_readable_by_others_is_refused(ca: trustme.CA, tmp_path: Path) ->
     bundle.chmod(0o644)
     error = _load_error(certificate=bundle, key_passphrase_file=_passphrase(tmp_path))
     assert str(error) == (
-        f"--cert {bundle}: private key file is readable by other users (mode 0644); "
+        f"certificate {bundle}: private key file is readable by other users (mode 0644); "
         f"fix it with: chmod o-rwx {bundle}"
     )
 
@@ -165,8 +165,8 @@ def test_bundle_with_key_option_is_refused(tls_files: TLSFiles, tmp_path: Path) 
         key_passphrase_file=_passphrase(tmp_path),
     )
     assert str(error) == (
-        f"--key {tls_files.server_key}: {bundle} is a PKCS#12 bundle, which holds "
-        "the key; drop --key"
+        f"private_key {tls_files.server_key}: {bundle} is a PKCS#12 bundle, which "
+        "holds the key; drop private_key"
     )
 
 
