@@ -334,7 +334,7 @@ def test_port_in_use_fails_startup_with_one_line(
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("tlsecho: --listen: ")
+    assert line.startswith(f"tlsecho: {option}: ")
     assert f"{port}:interface=127.0.0.1: cannot listen: " in line
     assert "Traceback" not in output
     assert "started worker" not in output

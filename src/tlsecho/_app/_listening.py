@@ -92,7 +92,7 @@ def bind_or_explain(service: IService, start: Callable[[], None]) -> None:
     configuration error naming the service.
     """
     # The metrics listener is named "--metrics DESC"; the others, DESC.
-    option, description = "--listen", service.name
+    option, description = "--listen", service.name or ""
     if description.startswith("--metrics "):
         option, description = "--metrics", description.removeprefix("--metrics ")
     _listen_errors(start, description, option)
