@@ -50,7 +50,8 @@ def test_wheel_contains_the_plugin_and_types(wheel: Path) -> None:
     assert "twisted/plugins/tlsecho_plugin.py" in names
     assert "tlsecho/py.typed" in names
     assert "tlsecho/tap.py" in names
-    assert "tlsecho/_openssl_internals/__init__.py" in names
+    for package in ("_settings", "_tls", "_tls/_openssl_internals", "_net", "_app"):
+        assert f"tlsecho/{package}/__init__.py" in names
 
 
 def test_wheel_has_no_twisted_package_markers(wheel: Path) -> None:

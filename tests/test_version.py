@@ -59,22 +59,34 @@ def test_metadata_of_this_package_wins(monkeypatch: pytest.MonkeyPatch) -> None:
         def locate_file(path: str) -> Path:
             return _version._HERE.parent / path
 
-    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Installed)
+    # Another copy's metadata (a build's egg-info in the current directory) first.
+    monkeypatch.setattr(
+        importlib.metadata, "distributions", lambda **kw: [Elsewhere(), Installed]
+    )
     assert _version.package_version() == "9.8.7"
 
 
-def test_metadata_of_another_copy_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tlsecho installed elsewhere does not say this one's version."""
+class Elsewhere:
+    """The metadata of a tlsecho installed somewhere else."""
 
-    class Elsewhere:
-        version = "9.8.7"
+    version = "9.8.7"
 
-        @staticmethod
-        def locate_file(path: str) -> Path:
-            return Path("/nonexistent/site-packages") / path
+    @staticmethod
+    def locate_file(path: str) -> Path:
+        return Path("/nonexistent/site-packages") / path
 
-    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: Elsewhere)
-    assert _version.package_version() == PYPROJECT_VERSION
+
+def test_metadata_of_another_copy_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A tlsecho installed elsewhere does not say this one's version: the
+    checkout this module is in does."""
+    package = tmp_path / "src" / "tlsecho"
+    package.mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text('[project]\nversion = "1.2.3"\n')
+    monkeypatch.setattr(_version, "_HERE", package)
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: [Elsewhere()])
+    assert _version.package_version() == "1.2.3"
 
 
 def test_unknown_without_metadata_or_checkout(
@@ -82,10 +94,7 @@ def test_unknown_without_metadata_or_checkout(
 ) -> None:
     """With neither metadata nor a pyproject.toml, the version is 0+unknown."""
 
-    def missing(name: str) -> object:
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: [])
     monkeypatch.setattr(_version, "_HERE", tmp_path / "src" / "tlsecho")
     assert _version.package_version() == "0+unknown"
 

@@ -25,16 +25,24 @@ _HERE = Path(__file__).resolve().parent.parent
 
 
 def _installed() -> str | None:
-    """The metadata's version, if the installed tlsecho is this very one."""
+    """
+    The metadata's version, if an installed tlsecho is this very one.
+
+    Several may be visible (a build's C{tlsecho.egg-info} in the current
+    directory, say): the one whose files are these is the one that counts.
+    """
     try:
-        distribution = importlib.metadata.distribution("tlsecho")
-    except importlib.metadata.PackageNotFoundError:
+        candidates = list(importlib.metadata.distributions(name="tlsecho"))
+    except Exception:
         return None
-    try:
-        located = Path(str(distribution.locate_file("tlsecho/__init__.py"))).resolve()
-    except (OSError, NotImplementedError):
-        return None
-    return distribution.version if located.parent == _HERE else None
+    for distribution in candidates:
+        try:
+            located = Path(str(distribution.locate_file("tlsecho/__init__.py"))).resolve()
+        except (OSError, NotImplementedError):
+            continue
+        if located.parent == _HERE:
+            return distribution.version
+    return None
 
 
 def _checkout() -> str | None:
