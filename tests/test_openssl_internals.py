@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL, crypto
 
 from tlsecho._tls import _openssl_internals as internals
-from tlsecho._tls._openssl_internals import _excepthook, _hostcheck, _symbols
+from tlsecho._tls._openssl_internals import _excepthook, _hostcheck, _records, _symbols
 from tlsecho._tls._tickets import client_hello_server_name
 
 #: pyOpenSSL's cffi bindings (OpenSSL._util.lib) the internals use.
@@ -32,6 +32,7 @@ BINDINGS = (
     "X509_STORE_CTX_set_error",
     "X509_V_ERR_CERT_REJECTED",
     *_hostcheck.REQUIRED_SYMBOLS,
+    *_records.REQUIRED["binding"],
 )
 
 #: The functions found by ELF symbol, with the signatures they are called with.
@@ -138,6 +139,77 @@ def test_pyopenssl_private_attributes() -> None:
     assert ffi.typeof(verify).cname == "int(*)(int, X509_STORE_CTX *)", (
         "Context._verify_callback"
     )
+
+
+def test_record_layer_attributes() -> None:
+    """The lean record layer's private attributes of a Connection made with memory
+    BIOs are an SSL* and two BIO*s, and pyOpenSSL still maps outcomes to its
+    exceptions with _raise_ssl_error(ssl, result)."""
+    from OpenSSL._util import ffi, lib
+
+    connection = SSL.Connection(SSL.Context(SSL.TLS_SERVER_METHOD), None)
+    assert ffi.typeof(connection._into_ssl).cname == "BIO *", "Connection._into_ssl"
+    assert ffi.typeof(connection._from_ssl).cname == "BIO *", "Connection._from_ssl"
+    connection.set_accept_state()
+    result = lib.SSL_read(connection._ssl, ffi.new("char[]", 1), 1)
+    with pytest.raises(SSL.WantReadError):
+        connection._raise_ssl_error(connection._ssl, result)
+    assert _records.lean_unavailable() is None
+    assert isinstance(_records.record_layer(connection), _records._BindingRecords)
+
+
+def test_record_layer_moves_records_with_return_codes() -> None:
+    """Lean and public record layers give the same: plaintext, None when more input
+    is needed, a whole pending flight, and pyOpenSSL's exception at close_notify."""
+    ca = trustme.CA()
+    server_context = _identify(SSL.Context(SSL.TLS_SERVER_METHOD), ca)
+    for layer in (_records._BindingRecords, _records._PublicRecords):
+        server = SSL.Connection(server_context, None)
+        server.set_accept_state()
+        client = SSL.Connection(_identify(SSL.Context(SSL.TLS_CLIENT_METHOD), ca), None)
+        client.set_connect_state()
+        records = layer(server)
+        assert records.read() is None  # nothing yet
+        for _ in range(4):
+            with contextlib.suppress(SSL.WantReadError):
+                client.do_handshake()
+            with contextlib.suppress(SSL.WantReadError):
+                records.feed(client.bio_read(65536))
+            with contextlib.suppress(SSL.WantReadError):
+                server.do_handshake()
+            flight = records.take()
+            assert records.take() == b""  # all of it, the first time
+            if flight:
+                client.bio_write(flight)
+        client.send(b"ping")
+        records.feed(client.bio_read(65536))
+        assert records.read() == b"ping"
+        assert records.read() is None
+        assert records.write(b"pong") == 4
+        client.bio_write(records.take())
+        assert client.recv(10) == b"pong"
+        client.shutdown()
+        records.feed(client.bio_read(65536))
+        with pytest.raises(SSL.ZeroReturnError):
+            records.read()
+
+
+def test_transport_variable_chooses_the_public_record_layer() -> None:
+    """TLSECHO_TLS_TRANSPORT=pyopenssl makes every connection use pyOpenSSL's
+    public calls; unset, the lean layer."""
+    import subprocess
+
+    code = "from tlsecho._tls._openssl_internals import use_lean; print(use_lean())"
+    for value, expected in (("pyopenssl", "False"), ("lean", "True"), ("", "True")):
+        env = {**os.environ, _records.TRANSPORT_VARIABLE: value}
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == expected, value
 
 
 def test_session_id_context_setter_is_that_function() -> None:

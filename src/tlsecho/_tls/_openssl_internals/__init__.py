@@ -19,17 +19,31 @@ what happens without it, and the upstream change that would remove it:
     SNI name).
   - L{session_reused}: C{SSL_session_reused} (whether a client connection
     resumed, for C{--resume} and the resumed-session approval).
+  - L{record_layer}: C{BIO_write}, C{SSL_read}, C{SSL_write},
+    C{SSL_get_error}, C{BIO_get_mem_data}, C{BIO_read} on the connection's
+    C{SSL*} and memory C{BIO*}s (tlsecho's TLS data path, with return codes
+    instead of exceptions), with pyOpenSSL's public calls as the slow path.
   - L{quiet_excepthook_for}: a process-wide C{sys.excepthook} that silences
     pyOpenSSL's traceback for a deliberate SNI refusal.
 
 The private pyOpenSSL attributes used: C{Context._context} (the C{SSL_CTX*}),
-C{Context._verify_callback}, C{Connection._ssl} (the C{SSL*}), and the cffi
+C{Context._verify_callback}, C{Connection._ssl} (the C{SSL*}),
+C{Connection._into_ssl}/C{_from_ssl} (its memory BIOs),
+C{Connection._raise_ssl_error} (pyOpenSSL's mapping of an outcome to its
+exception), C{Connection._handle_bio_errors}, and the cffi
 C{OpenSSL._util.ffi}/C{lib}.
 """
 
 from ._excepthook import quiet_excepthook_for
 from ._groups import set_groups
 from ._hostcheck import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, expect_peer_name
+from ._records import (
+    TRANSPORT_VARIABLE,
+    RecordLayer,
+    lean_unavailable,
+    record_layer,
+    use_lean,
+)
 from ._sessions import (
     check_ticket_keys_settable,
     session_reused,
@@ -42,13 +56,18 @@ from ._verify import reject_verified_as_bad_certificate
 __all__ = [
     "HOSTNAME_MISMATCH",
     "IP_ADDRESS_MISMATCH",
+    "TRANSPORT_VARIABLE",
+    "RecordLayer",
     "Unavailable",
     "check_ticket_keys_settable",
     "expect_peer_name",
+    "lean_unavailable",
     "quiet_excepthook_for",
+    "record_layer",
     "reject_verified_as_bad_certificate",
     "session_reused",
     "set_groups",
     "set_session_context_on_client_hello",
     "set_ticket_keys",
+    "use_lean",
 ]
