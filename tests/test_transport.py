@@ -274,6 +274,20 @@ def _server_closes(run: Run) -> None:
     run.to_server(run.client_output())
 
 
+def _peer_vanishes(run: Run) -> None:
+    run.send(b"no goodbye")
+    run.transport_lost = True
+    run.server.connectionLost(Failure(ConnectionDone()))
+
+
+def _peer_vanishes_mid_record(run: Run) -> None:
+    run.client.send(b"cut short")
+    record = run.client_output()
+    run.to_server(record[:-3])
+    run.transport_lost = True
+    run.server.connectionLost(Failure(ConnectionDone()))
+
+
 def _corrupted_record(run: Run) -> None:
     run.client.send(b"tampered")
     record = bytearray(run.client_output())
@@ -315,6 +329,8 @@ SCENARIOS = {
     "big writes": (_big_writes, ("1.2", "1.3")),
     "client close_notify": (_client_close_notify, ("1.2", "1.3")),
     "server closes": (_server_closes, ("1.2", "1.3")),
+    "peer vanishes": (_peer_vanishes, ("1.2", "1.3")),
+    "peer vanishes mid-record": (_peer_vanishes_mid_record, ("1.2", "1.3")),
     "corrupted record": (_corrupted_record, ("1.2", "1.3")),
     "plaintext alert": (_plaintext_alert, ("1.2", "1.3")),
     "garbage": (_garbage, ("1.2", "1.3")),

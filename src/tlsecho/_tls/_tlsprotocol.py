@@ -45,6 +45,7 @@ from twisted.protocols.tls import (
     TLSMemoryBIOFactory,
     TLSMemoryBIOProtocol,
 )
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -75,6 +76,7 @@ OVERRIDDEN = (
     "_bufferedWrite",
     "_shutdownTLS",
     "_tlsShutdownFinished",
+    "connectionLost",
 )
 
 
@@ -223,6 +225,17 @@ class TLSProtocol(BufferingTLSTransport):
         data = records.take()
         if data:
             self.transport.write(data)  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """
+        The connection below is gone: let OpenSSL meet the end of its input
+        (upstream then reads once more, so a peer that left without
+        close_notify is reported as C{ConnectionLost}).
+        """
+        records = self._records
+        if records is not None:
+            records.input_ended()
+        super().connectionLost(reason)
 
     def loseWriteConnection(self) -> None:
         """

@@ -109,6 +109,12 @@ class RecordLayer(Protocol):
     def take(self) -> bytes:
         """Everything OpenSSL has to send, emptying its buffer (maybe C{b""})."""
 
+    def input_ended(self) -> None:
+        """
+        The network's end is about to be put in the BIO
+        (C{Connection.bio_shutdown}): the next L{read} must go to OpenSSL.
+        """
+
 
 def lean_unavailable() -> str | None:
     """
@@ -171,7 +177,7 @@ class _BindingRecords:
     memory C{BIO*}s.
     """
 
-    __slots__ = ("_buffer", "_connection", "_into", "_out", "_ssl")
+    __slots__ = ("_buffer", "_connection", "_input", "_into", "_out", "_ssl")
 
     def __init__(self, connection: Connection) -> None:
         self._connection: Any = connection
@@ -181,8 +187,15 @@ class _BindingRecords:
         if self._into is None or self._out is None:
             raise TypeError("the connection was not made with memory BIOs")
         self._buffer = _buffers.buffer
+        #: Whether OpenSSL may have input it has not read: received bytes left
+        #: in the BIO, or its end (C{Connection.bio_shutdown}) not yet met.
+        self._input = True
+
+    def input_ended(self) -> None:
+        self._input = True
 
     def feed(self, data: bytes) -> None:
+        self._input = True
         if not data:
             return
         if type(data) is not bytes:
@@ -193,12 +206,20 @@ class _BindingRecords:
             raise MemoryError("OpenSSL's memory BIO refused received bytes")
 
     def read(self) -> bytes | None:
+        if not self._input:
+            return None  # OpenSSL emptied the BIO: another SSL_read would say so
         ssl = self._ssl
         result = lib.SSL_read(ssl, self._buffer, _BUFFER)
         if result > 0:
             data: bytes = _unpack(self._buffer, result)
+            # One read takes a whole record (our buffer holds any record, and
+            # nothing in pyOpenSSL's reach turns on read-ahead): with the BIO
+            # empty, nothing is left to read until more bytes come.
+            if lib.BIO_get_mem_data(self._into, _NULL) <= 0 and lib.SSL_pending(ssl) <= 0:
+                self._input = False
             return data
         if lib.SSL_get_error(ssl, result) == _WANT_READ:
+            self._input = False
             return None
         self._connection._raise_ssl_error(ssl, result)
         raise WantReadError()  # not reached: pyOpenSSL raised above
@@ -254,6 +275,9 @@ class _PublicRecords:
             return self._connection.send(data[:_RECORD])
         except WantReadError:
             return None
+
+    def input_ended(self) -> None:
+        pass  # every read goes to OpenSSL
 
     def take(self) -> bytes:
         chunks = []
