@@ -40,12 +40,12 @@ from twisted.internet.interfaces import (
     IProtocol,
     ISSLTransport,
 )
+from twisted.internet.protocol import connectionDone
 from twisted.protocols.tls import (
     BufferingTLSTransport,
     TLSMemoryBIOFactory,
     TLSMemoryBIOProtocol,
 )
-from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
