@@ -60,12 +60,17 @@ class Sample:
     @ivar value: In the metric's unit.
     @ivar server_cpu: CPU the server used in the window, in cores (1.0: one full core).
     @ivar client_cpu: CPU all load clients used in the window, in cores.
+    @ivar server_cpu_per_op: CPU the server used per operation counted in the
+        same window, in the metric's L{Metric.per_op} unit (microseconds per
+        handshake, per round trip, per MB echoed); L{None} for metrics that
+        count no operations.
     @ivar detail: Anything else worth keeping (counts, errors, bytes sent).
     """
 
     value: float
     server_cpu: float | None = None
     client_cpu: float | None = None
+    server_cpu_per_op: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,6 +81,9 @@ class Metric:
 
     @ivar fresh_server: Whether it needs a server of its own (a server that has
         just been flooded is no baseline for anything).
+    @ivar per_op: The unit of the server's CPU per operation
+        (L{Sample.server_cpu_per_op}), for metrics that count operations;
+        lower is better.  L{None} for the others.
     """
 
     name: str
@@ -83,6 +91,12 @@ class Metric:
     higher_is_better: bool
     measure: Callable[[ServerProcess, CertFiles, Sizes], Sample]
     fresh_server: bool = False
+    per_op: str | None = None
+
+
+def _microseconds_per(cpu_seconds: float, operations: float) -> float | None:
+    """Server CPU seconds spread over C{operations}, in microseconds each."""
+    return cpu_seconds * 1e6 / operations if operations > 0 else None
 
 
 def _client_arguments(server: ServerProcess, certs: CertFiles | None) -> list[str]:
@@ -111,16 +125,22 @@ def bulk(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         ],
     )
     result = client.result(timeout=600)
+    cpu = server.cpu_seconds() - cpu
     seconds = result["seconds"]
     # The server's CPU is sampled around all the transfers: divide by their
-    # total time (at the median rate) to get cores.
-    busy = sizes.bulk_total * len(result["rates"]) / result["rate"]
+    # total time (at the median rate) to get cores, and by every byte echoed
+    # in them (received and sent back once each) to get CPU per MB.
+    echoed = sizes.bulk_total * len(result["rates"])
+    busy = echoed / result["rate"]
     return Sample(
         value=result["rate"] / 1e6,
-        server_cpu=(server.cpu_seconds() - cpu) / busy,
+        server_cpu=cpu / busy,
         client_cpu=result["cpu_seconds"] / seconds,
+        server_cpu_per_op=_microseconds_per(cpu, echoed / 1e6),
         detail={
             "bytes": result["bytes"],
+            "echoed_bytes": echoed,
+            "server_cpu_seconds": cpu,
             "seconds": seconds,
             "rates_mb_s": [r / 1e6 for r in result["rates"]],
         },
@@ -129,17 +149,20 @@ def bulk(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
 
 def _windowed(
     server: ServerProcess, clients: list[ClientProcess], start: float, seconds: float
-) -> tuple[list[dict[str, Any]], float]:
+) -> tuple[list[dict[str, Any]], float, float]:
     """
     Sample the server's CPU over [C{start}, C{start} + C{seconds}] (epoch time)
-    while C{clients} run; return their results and the server's CPU in cores.
+    while C{clients} run; return their results, the server's CPU in cores and
+    the server's CPU seconds in the window.
     """
     try:
         time.sleep(max(0.0, start - time.time()))
         cpu = server.cpu_seconds()
+        began = time.monotonic()
         time.sleep(seconds)
-        server_cpu = (server.cpu_seconds() - cpu) / seconds
-        return [c.result(timeout=120) for c in clients], server_cpu
+        cpu = server.cpu_seconds() - cpu
+        elapsed = time.monotonic() - began
+        return [c.result(timeout=120) for c in clients], cpu / elapsed, cpu
     finally:
         for client in clients:
             client.stop()
@@ -164,10 +187,13 @@ def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         )
         for _ in range(sizes.handshake_clients)
     ]
-    results, server_cpu = _windowed(server, clients, start, sizes.handshake_seconds)
+    results, server_cpu, cpu_seconds = _windowed(
+        server, clients, start, sizes.handshake_seconds
+    )
     seconds = sizes.handshake_seconds
     errors = sum(r["errors"] for r in results)
-    if not sum(r["count"] for r in results):
+    count = sum(r["count"] for r in results)
+    if not count:
         raise BenchError(
             f"no handshake completed ({errors} errors, such as {results[0]['error']})"
         )
@@ -175,8 +201,10 @@ def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         value=sum(r["rate"] for r in results),
         server_cpu=server_cpu,
         client_cpu=sum(r["cpu_seconds"] for r in results) / seconds,
+        server_cpu_per_op=_microseconds_per(cpu_seconds, count),
         detail={
-            "count": sum(r["count"] for r in results),
+            "count": count,
+            "server_cpu_seconds": cpu_seconds,
             "errors": errors,
             "clients": len(results),
         },
@@ -214,14 +242,16 @@ def pingpong(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         for count in per_client
         if count
     ]
-    results, server_cpu = _windowed(
+    results, server_cpu, cpu_seconds = _windowed(
         server, clients, start + sizes.pingpong_warmup, sizes.pingpong_seconds
     )
+    count = sum(r["count"] for r in results)
     return Sample(
         value=sum(r["rate"] for r in results),
         server_cpu=server_cpu,
         client_cpu=sum(r["cpu_seconds"] / r["seconds"] for r in results),
-        detail={"count": sum(r["count"] for r in results)},
+        server_cpu_per_op=_microseconds_per(cpu_seconds, count),
+        detail={"count": count, "server_cpu_seconds": cpu_seconds},
     )
 
 
@@ -326,9 +356,9 @@ def backpressure(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sampl
 #: Every metric, in the order they run on one server.
 METRICS: tuple[Metric, ...] = (
     Metric("memory", "KiB/conn", higher_is_better=False, measure=memory),
-    Metric("handshakes", "hs/s", higher_is_better=True, measure=handshakes),
-    Metric("pingpong", "rt/s", higher_is_better=True, measure=pingpong),
-    Metric("bulk", "MB/s", higher_is_better=True, measure=bulk),
+    Metric("handshakes", "hs/s", higher_is_better=True, measure=handshakes, per_op="µs/hs"),
+    Metric("pingpong", "rt/s", higher_is_better=True, measure=pingpong, per_op="µs/rt"),
+    Metric("bulk", "MB/s", higher_is_better=True, measure=bulk, per_op="µs/MB"),
     Metric(
         "backpressure",
         "MiB",

@@ -1,6 +1,7 @@
 """
-Turn samples into results: medians and ranges, ratios tlsecho / peer, the targets
-of the performance issue, a text table and the JSON file.
+Turn samples into results: medians and ranges, ratios tlsecho / peer (of the
+figures and of the server's CPU per operation), the targets of the performance
+issue, a text table and the JSON file.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from bench.metrics import METRICS, Metric, Sample
 
-#: The server every ratio is about.
+#: The server every ratio is about (tlsecho on its default, lean TLS transport).
 SUBJECT = "tlsecho"
 #: tlsecho with --workers 2: compared with SUBJECT, not with the peers.
 WORKERS = "tlsecho-workers2"
@@ -24,22 +25,44 @@ LIMITS = {
 }
 
 
-def summarize(samples: list[Sample]) -> dict[str, Any]:
-    """Median, minimum and maximum of the values, and the median CPU use of each side."""
+def _range(values: list[float], **extra: str) -> dict[str, Any] | None:
+    if not values:
+        return None
+    return {
+        **extra,
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def summarize(samples: list[Sample], per_op: str | None = None) -> dict[str, Any]:
+    """
+    Median, minimum and maximum of the values, the median CPU use of each side
+    and, for a metric that counts operations (C{per_op} is its unit), the
+    median, minimum and maximum of the server's CPU per operation, each
+    sample's taken from the same window as its value.
+    """
     values = [s.value for s in samples]
 
     def median_of(name: str) -> float | None:
         found = [getattr(s, name) for s in samples if getattr(s, name) is not None]
         return statistics.median(found) if found else None
 
-    return {
+    summary: dict[str, Any] = {
         "median": statistics.median(values),
         "min": min(values),
         "max": max(values),
         "server_cpu": median_of("server_cpu"),
         "client_cpu": median_of("client_cpu"),
-        "samples": [asdict(s) for s in samples],
     }
+    if per_op is not None:
+        summary["server_cpu_per_op"] = _range(
+            [s.server_cpu_per_op for s in samples if s.server_cpu_per_op is not None],
+            unit=per_op,
+        )
+    summary["samples"] = [asdict(s) for s in samples]
+    return summary
 
 
 def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -54,6 +77,27 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
                 result.setdefault(peer, {})[name] = (
                     mine[name]["median"] / peer_summary["median"]
                 )
+    return result
+
+
+def cpu_per_op_ratios(
+    summary: dict[str, dict[str, dict[str, Any]]],
+) -> dict[str, dict[str, float]]:
+    """
+    For each peer and metric that counts operations, tlsecho's median server
+    CPU per operation divided by the peer's: lower is better (0.50 means
+    tlsecho spends half the peer's CPU on each handshake, round trip or MB).
+    """
+    result: dict[str, dict[str, float]] = {}
+    mine = summary.get(SUBJECT, {})
+    for peer, metrics in summary.items():
+        if peer in (SUBJECT, WORKERS):
+            continue
+        for name, peer_summary in metrics.items():
+            ours = (mine.get(name) or {}).get("server_cpu_per_op")
+            theirs = peer_summary.get("server_cpu_per_op")
+            if ours and theirs and theirs["median"]:
+                result.setdefault(peer, {})[name] = ours["median"] / theirs["median"]
     return result
 
 
@@ -117,34 +161,70 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return f"{_number(entry['median'])} ({_number(entry['min'])}-{_number(entry['max'])})"
 
 
+#: Width of the first two columns of the table: the metric (or row) and the unit.
+LABEL, UNIT = 16, 10
+#: The row under each figure: tlsecho's median divided by each server's.
+RATIO_ROW = "  tlsecho/x"
+#: The row of the server's CPU per operation; its unit column names the unit.
+CPU_PER_OP_ROW = "  server cpu"
+#: The row under it: tlsecho's CPU per operation divided by each server's.
+CPU_PER_OP_RATIO_ROW = "  tlsecho/x lower=better"
+
+
 def table(results: dict[str, Any]) -> str:
-    """The results as a plain-text table (medians, min-max, ratios, CPU, targets)."""
+    """
+    The results as a plain-text table (medians, min-max, ratios, server CPU per
+    operation and its ratios, CPU in cores, targets).
+    """
     servers = [name for name in results["servers"] if results["servers"][name]["metrics"]]
     summary = {name: results["servers"][name]["metrics"] for name in servers}
     ratio = results["ratios"]
-    width = max([22, *(len(_cell(m)) + 2 for s in summary.values() for m in s.values())])
+    cpu_ratio = results.get("server_cpu_per_op_ratios", {})
+    width = max(
+        [
+            22,
+            *(len(_cell(m)) + 2 for s in summary.values() for m in s.values()),
+            *(
+                len(_cell(m["server_cpu_per_op"])) + 2
+                for s in summary.values()
+                for m in s.values()
+                if m.get("server_cpu_per_op")
+            ),
+        ]
+    )
+
+    def ratio_row(label: str, ratios: dict[str, dict[str, float]], name: str) -> str:
+        cells = [
+            f"{ratios[s][name]:.2f}x" if name in ratios.get(s, {}) else "" for s in servers
+        ]
+        return f"{label:<{LABEL + UNIT}}" + "".join(f"{c:<{width}}" for c in cells)
+
     lines = [
-        f"{'metric':<13}{'unit':<10}" + "".join(f"{name:<{width}}" for name in servers),
+        f"{'metric':<{LABEL}}{'unit':<{UNIT}}"
+        + "".join(f"{name:<{width}}" for name in servers),
     ]
     metric: Metric
     for metric in METRICS:
         if not any(metric.name in summary[s] for s in servers):
             continue
         lines.append(
-            f"{metric.name:<13}{metric.unit:<10}"
+            f"{metric.name:<{LABEL}}{metric.unit:<{UNIT}}"
             + "".join(f"{_cell(summary[s].get(metric.name)):<{width}}" for s in servers)
         )
-        ratio_cells = [
-            f"{ratio[s][metric.name]:.2f}x" if metric.name in ratio.get(s, {}) else ""
-            for s in servers
-        ]
-        lines.append(f"{'  tlsecho/x':<23}" + "".join(f"{c:<{width}}" for c in ratio_cells))
+        lines.append(ratio_row(RATIO_ROW, ratio, metric.name))
+        per_op = [summary[s].get(metric.name, {}).get("server_cpu_per_op") for s in servers]
+        if metric.per_op is not None and any(per_op):
+            lines.append(
+                f"{CPU_PER_OP_ROW:<{LABEL}}{metric.per_op:<{UNIT}}"
+                + "".join(f"{_cell(entry):<{width}}" for entry in per_op)
+            )
+            lines.append(ratio_row(CPU_PER_OP_RATIO_ROW, cpu_ratio, metric.name))
         for side in ("server_cpu", "client_cpu"):
             cpus = [summary[s].get(metric.name, {}).get(side) for s in servers]
             if any(c is not None for c in cpus):
                 label = f"  {side.replace('_', ' ')}"
                 lines.append(
-                    f"{label:<13}{'cores':<10}"
+                    f"{label:<{LABEL}}{'cores':<{UNIT}}"
                     + "".join(
                         f"{(f'{c:.2f}' if c is not None else '-'):<{width}}" for c in cpus
                     )

@@ -92,6 +92,8 @@ def machine_line(info: dict[str, Any]) -> str:
 
 def _outcome(metric: Metric, sample: Sample) -> str:
     text = f"{sample.value:,.2f} {metric.unit}"
+    if metric.per_op is not None and sample.server_cpu_per_op is not None:
+        text += f", server {sample.server_cpu_per_op:,.1f} {metric.per_op}"
     cpus = []
     if sample.server_cpu is not None:
         cpus.append(f"server {sample.server_cpu:.2f}")
@@ -203,8 +205,12 @@ def run(
                     samples,
                     failures,
                 )
+    per_op = {m.name: m.per_op for m in metrics}
     summary = {
-        name: {metric: report.summarize(found) for metric, found in by_metric.items()}
+        name: {
+            metric: report.summarize(found, per_op.get(metric))
+            for metric, found in by_metric.items()
+        }
         for name, by_metric in samples.items()
     }
     info = machine()
@@ -226,6 +232,7 @@ def run(
         "skipped": skipped,
         "failures": failures,
         "ratios": report.ratios(summary),
+        "server_cpu_per_op_ratios": report.cpu_per_op_ratios(summary),
         "workers": report.workers(summary),
         "targets": report.targets(summary),
         "python": sys.version.split()[0],
