@@ -40,7 +40,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(
-    bulk_total=1 * MiB,
+    bulk_total=4 * MiB,
     bulk_repeat=1,
     handshake_seconds=0.5,
     pingpong_connections=10,
@@ -95,8 +95,13 @@ class Metric:
 
 
 def _microseconds_per(cpu_seconds: float, operations: float) -> float | None:
-    """Server CPU seconds spread over C{operations}, in microseconds each."""
-    return cpu_seconds * 1e6 / operations if operations > 0 else None
+    """
+    Server CPU seconds spread over C{operations}, in microseconds each; L{None}
+    if there were none, or if the server's CPU time did not move (the kernel
+    counts it in clock ticks, 10 ms here, too coarse for the shortest windows
+    of C{--quick}).
+    """
+    return cpu_seconds * 1e6 / operations if operations > 0 and cpu_seconds > 0 else None
 
 
 def _client_arguments(server: ServerProcess, certs: CertFiles | None) -> list[str]:
@@ -148,24 +153,36 @@ def bulk(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
 
 
 def _windowed(
-    server: ServerProcess, clients: list[ClientProcess], start: float, seconds: float
-) -> tuple[list[dict[str, Any]], float, float]:
+    server: ServerProcess, clients: list[ClientProcess], warmup: float, seconds: float
+) -> tuple[list[dict[str, Any]], float, float, dict[str, float]]:
     """
-    Sample the server's CPU over [C{start}, C{start} + C{seconds}] (epoch time)
-    while C{clients} run; return their results, the server's CPU in cores and
-    the server's CPU seconds in the window.
+    Wait until every client (started with C{--go}) is ready, start them all at
+    once, and sample the server's CPU over [C{warmup}, C{warmup} + C{seconds}]
+    after the go while they run, which is the window each client counts in.
+    Return their results, the server's CPU in cores and in seconds over the
+    window, and how far the clients' own windows (as they report them) were
+    from the bench's.
     """
     try:
-        time.sleep(max(0.0, start - time.time()))
+        for client in clients:
+            if client.read_line(timeout=120) != "ready":
+                raise BenchError(f"client {client.name} did not get ready")
+        for client in clients:
+            client.send_line("go")
+        time.sleep(warmup)
+        began = time.time()
         cpu = server.cpu_seconds()
-        began = time.monotonic()
         time.sleep(seconds)
         cpu = server.cpu_seconds() - cpu
-        elapsed = time.monotonic() - began
-        return [c.result(timeout=120) for c in clients], cpu / elapsed, cpu
+        ended = time.time()
+        results = [c.result(timeout=120) for c in clients]
     finally:
         for client in clients:
             client.stop()
+    skew = max(
+        max(abs(r["window"][0] - began), abs(r["window"][1] - ended)) for r in results
+    )
+    return results, cpu / (ended - began), cpu, {"window_skew_seconds": skew}
 
 
 def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
@@ -173,22 +190,21 @@ def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
     Full TLS 1.3 handshakes per second (each with a one-byte echo), from
     C{handshake_clients} processes at once.
     """
-    start = time.time() + 1.0  # time for the client processes to start
     clients = [
         ClientProcess(
             "handshake",
             [
                 *_client_arguments(server, None),
-                "--start-at",
-                repr(start),
+                "--go",
                 "--duration",
                 str(sizes.handshake_seconds),
             ],
+            interactive=True,
         )
         for _ in range(sizes.handshake_clients)
     ]
-    results, server_cpu, cpu_seconds = _windowed(
-        server, clients, start, sizes.handshake_seconds
+    results, server_cpu, cpu_seconds, window = _windowed(
+        server, clients, 0.0, sizes.handshake_seconds
     )
     seconds = sizes.handshake_seconds
     errors = sum(r["errors"] for r in results)
@@ -205,6 +221,7 @@ def handshakes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         detail={
             "count": count,
             "server_cpu_seconds": cpu_seconds,
+            **window,
             "errors": errors,
             "clients": len(results),
         },
@@ -221,7 +238,6 @@ def pingpong(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         + (1 if i < sizes.pingpong_connections % sizes.pingpong_clients else 0)
         for i in range(sizes.pingpong_clients)
     ]
-    start = time.time() + 1.5  # time to start and open every connection
     clients = [
         ClientProcess(
             "pingpong",
@@ -231,19 +247,19 @@ def pingpong(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
                 str(count),
                 "--size",
                 str(sizes.pingpong_size),
-                "--start-at",
-                repr(start),
+                "--go",
                 "--warmup",
                 str(sizes.pingpong_warmup),
                 "--duration",
                 str(sizes.pingpong_seconds),
             ],
+            interactive=True,
         )
         for count in per_client
         if count
     ]
-    results, server_cpu, cpu_seconds = _windowed(
-        server, clients, start + sizes.pingpong_warmup, sizes.pingpong_seconds
+    results, server_cpu, cpu_seconds, window = _windowed(
+        server, clients, sizes.pingpong_warmup, sizes.pingpong_seconds
     )
     count = sum(r["count"] for r in results)
     return Sample(
@@ -251,7 +267,7 @@ def pingpong(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
         server_cpu=server_cpu,
         client_cpu=sum(r["cpu_seconds"] / r["seconds"] for r in results),
         server_cpu_per_op=_microseconds_per(cpu_seconds, count),
-        detail={"count": count, "server_cpu_seconds": cpu_seconds},
+        detail={"count": count, "server_cpu_seconds": cpu_seconds, **window},
     )
 
 

@@ -211,6 +211,12 @@ class ClientProcess:
         self.stop()
         raise BenchError(f"client {self.name} said nothing: {_last_line(self.errors())}")
 
+    def send_line(self, line: str) -> None:
+        """Write C{line} to the client's standard input (C{go})."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
     def result(self, timeout: float) -> dict[str, Any]:
         """
         Wait for the client to finish and return its JSON result line.

@@ -25,14 +25,13 @@ LIMITS = {
 }
 
 
-def _range(values: list[float], **extra: str) -> dict[str, Any] | None:
-    if not values:
-        return None
+def _range(values: list[float], **extra: str) -> dict[str, Any]:
+    """Median, minimum and maximum of C{values} (each L{None} if there are none)."""
     return {
         **extra,
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
+        "median": statistics.median(values) if values else None,
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
     }
 
 
@@ -96,7 +95,7 @@ def cpu_per_op_ratios(
         for name, peer_summary in metrics.items():
             ours = (mine.get(name) or {}).get("server_cpu_per_op")
             theirs = peer_summary.get("server_cpu_per_op")
-            if ours and theirs and theirs["median"]:
+            if ours and theirs and ours["median"] is not None and theirs["median"]:
                 result.setdefault(peer, {})[name] = ours["median"] / theirs["median"]
     return result
 
@@ -156,7 +155,7 @@ def _number(value: float) -> str:
 
 
 def _cell(entry: dict[str, Any] | None) -> str:
-    if entry is None:
+    if entry is None or entry["median"] is None:
         return "-"
     return f"{_number(entry['median'])} ({_number(entry['min'])}-{_number(entry['max'])})"
 
@@ -213,7 +212,7 @@ def table(results: dict[str, Any]) -> str:
         )
         lines.append(ratio_row(RATIO_ROW, ratio, metric.name))
         per_op = [summary[s].get(metric.name, {}).get("server_cpu_per_op") for s in servers]
-        if metric.per_op is not None and any(per_op):
+        if metric.per_op is not None and any(per_op):  # present, even if "-"
             lines.append(
                 f"{CPU_PER_OP_ROW:<{LABEL}}{metric.per_op:<{UNIT}}"
                 + "".join(f"{_cell(entry):<{width}}" for entry in per_op)
