@@ -37,6 +37,9 @@ class Server:
     @ivar only: The metrics it is measured on; L{None} for all.
     @ivar env: Environment variables set for the server, over the bench's own
         environment, as (name, value) pairs (for tlsecho: which TLS transport).
+    @ivar workers: Worker processes serving its connections (tlsecho
+        C{--workers N}): L{start} waits until each listens, and the warm-up
+        until each has served a connection.
     """
 
     name: str
@@ -47,9 +50,13 @@ class Server:
     pythonpath: str | None = None
     only: frozenset[str] | None = None
     env: tuple[tuple[str, str], ...] = ()
+    workers: int = 1
 
     def start(self, certs: CertFiles, directory: Path) -> ServerProcess:
-        """Start the server, logging to C{directory}, and wait until it listens."""
+        """
+        Start the server, logging to C{directory}, and wait until it listens
+        (each of its workers too).
+        """
         port = free_port() if self.fixed_port else 0
         env = python_env()
         if self.pythonpath is not None:
@@ -60,9 +67,12 @@ class Server:
             directory / f"{self.name}.log",
             cwd=directory,
             env=env,
+            workers=self.workers,
         )
         try:
             server.wait_listening(port=port if self.fixed_port else None)
+            if self.workers > 1:
+                server.wait_workers()
         except BaseException:
             server.stop()
             raise
@@ -168,6 +178,7 @@ SERVERS: tuple[Server, ...] = (
         _tlsecho_workers(2),
         only=frozenset({"handshakes", "pingpong", "bulk"}),
         env=LEAN,
+        workers=2,
     ),
     Server(
         "asyncio", "asyncio + ssl, Protocol.data_received -> write", _peer("asyncio_echo")
