@@ -1,14 +1,16 @@
 """
 The measurements: each drives one running server with load clients in their own
 processes and returns one L{Sample}, with the server's and the clients' CPU use
-so that a reader can see which side was saturated.
+so that a reader can see which side was saturated.  Before each, a warm-up has
+the server (every worker of it) complete connections that move data and close,
+so that no server is measured cold.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,9 @@ class Sizes:
     idle_connections: int = 2000
     flood_total: int = 256 * MiB
     flood_stall: float = 2.0
+    warmup_connections: int = 8
+    warmup_seconds: float = 0.3
+    warmup_bulk: int = 8 * MiB
 
 
 FULL = Sizes()
@@ -49,7 +54,15 @@ QUICK = Sizes(
     idle_connections=50,
     flood_total=8 * MiB,
     flood_stall=0.5,
+    warmup_seconds=0.1,
+    warmup_bulk=2 * MiB,
 )
+#: How many times a warm-up step is repeated, at most, until every worker of
+#: a server has served one of its connections.
+WARMUP_ATTEMPTS = 10
+#: Seconds to wait after a warm-up, for the server to finish closing its
+#: connections (and for a worker's log line to reach its main process).
+SETTLE = 0.3
 
 
 @dataclass
@@ -65,6 +78,10 @@ class Sample:
         handshake, per round trip, per MB echoed); L{None} for metrics that
         count no operations.
     @ivar detail: Anything else worth keeping (counts, errors, bytes sent).
+    @ivar warmup: What the warm-up before it did (L{Metric.warm}): the
+        C{connections} made and the C{bytes} echoed, and for a server with
+        workers, C{workers_echoed} (worker number -> bytes); L{None} if there
+        was none.
     """
 
     value: float
@@ -72,6 +89,7 @@ class Sample:
     client_cpu: float | None = None
     server_cpu_per_op: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    warmup: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,12 +102,16 @@ class Metric:
     @ivar per_op: The unit of the server's CPU per operation
         (L{Sample.server_cpu_per_op}), for metrics that count operations;
         lower is better.  L{None} for the others.
+    @ivar warm: Run just before L{measure} on the same server: connections
+        that move data and close, until every worker has served one; returns
+        what it did (L{Sample.warmup}).
     """
 
     name: str
     unit: str
     higher_is_better: bool
     measure: Callable[[ServerProcess, CertFiles, Sizes], Sample]
+    warm: Callable[[ServerProcess, CertFiles, Sizes], dict[str, Any]]
     fresh_server: bool = False
     per_op: str | None = None
 
@@ -109,6 +131,122 @@ def _client_arguments(server: ServerProcess, certs: CertFiles | None) -> list[st
     if certs is not None:
         arguments += ["--ca", str(certs.ca)]
     return arguments
+
+
+def _warm_every_worker(
+    server: ServerProcess, step: Callable[[], Mapping[str, int]]
+) -> dict[str, Any]:
+    """
+    Run the warm-up C{step} (a load client whose connections move data and
+    close; it returns their C{connections} and the C{bytes} echoed) once, or,
+    for a server with workers, until each worker has echoed data on one of
+    them, as their log lines say; then let the server settle.  Return the
+    connections and bytes of every step together, and what each worker echoed.
+
+    @raise BenchError: if a worker served none in L{WARMUP_ATTEMPTS} steps.
+    """
+    since = len(server.output())
+    connections = echoed = 0
+    answered: dict[int, int] = {}
+    for _ in range(WARMUP_ATTEMPTS):
+        done = step()
+        connections += done["connections"]
+        echoed += done["bytes"]
+        if server.workers <= 1:
+            break
+        deadline = time.monotonic() + 1.0
+        while True:
+            answered = {w: n for w, n in server.workers_echoed(since).items() if n}
+            if len(answered) >= server.workers or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if len(answered) >= server.workers:
+            break
+    else:
+        raise BenchError(
+            f"warm-up: only workers {sorted(answered)} of {server.workers} served "
+            f"a connection in {connections} connections"
+        )
+    time.sleep(SETTLE)
+    record: dict[str, Any] = {"connections": connections, "bytes": echoed}
+    if server.workers > 1:
+        record["workers_echoed"] = {str(w): n for w, n in sorted(answered.items())}
+    return record
+
+
+def warm_echoes(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> dict[str, Any]:
+    """
+    Warm-up for handshakes and ping-pong: C{warmup_connections} connections
+    (handshake, then ping-pong of C{pingpong_size} messages for
+    C{warmup_seconds}, then close), until every worker served one.
+    """
+
+    def step() -> dict[str, int]:
+        result = ClientProcess(
+            "pingpong",
+            [
+                *_client_arguments(server, certs),
+                "--connections",
+                str(sizes.warmup_connections),
+                "--size",
+                str(sizes.pingpong_size),
+                "--warmup",
+                "0",
+                "--duration",
+                str(sizes.warmup_seconds),
+            ],
+        ).result(timeout=120)
+        if not result["count"]:
+            raise BenchError("warm-up: no echo came back")
+        return {
+            "connections": sizes.warmup_connections,
+            "bytes": result["count"] * sizes.pingpong_size,
+        }
+
+    return _warm_every_worker(server, step)
+
+
+def warm_bulk(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> dict[str, Any]:
+    """
+    Warm-up for bulk: one connection echoing C{warmup_bulk} bytes in
+    C{bulk_chunk} writes (so the large-buffer paths have run), until every
+    worker served one.
+    """
+
+    def step() -> dict[str, int]:
+        result = ClientProcess(
+            "bulk",
+            [
+                *_client_arguments(server, certs),
+                "--total",
+                str(sizes.warmup_bulk),
+                "--chunk",
+                str(sizes.bulk_chunk),
+            ],
+        ).result(timeout=120)
+        return {"connections": 1, "bytes": result["bytes"]}
+
+    return _warm_every_worker(server, step)
+
+
+def warm_idle(
+    count: int,
+) -> Callable[[ServerProcess, CertFiles, Sizes], dict[str, Any]]:
+    """
+    Warm-up for the memory figures: C{count} connections that each complete
+    the handshake and echo one byte, then close (no more, so as not to grow
+    the heap the figure starts from).
+    """
+
+    def warm(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> dict[str, Any]:
+        def step() -> dict[str, int]:
+            held, _ = _hold(server, certs, count)
+            _release(held)
+            return {"connections": count, "bytes": count}
+
+        return _warm_every_worker(server, step)
+
+    return warm
 
 
 def bulk(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
@@ -295,11 +433,8 @@ def _release(client: ClientProcess) -> dict[str, Any]:
 def memory(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
     """
     Server memory per idle established connection, in KiB, with
-    C{idle_connections} open (after a few connections warmed the server up).
+    C{idle_connections} open (after L{warm_idle}).
     """
-    warm, _ = _hold(server, certs, 8)
-    _release(warm)
-    time.sleep(0.3)
     before = server.memory()
     client, _ = _hold(server, certs, sizes.idle_connections)
     time.sleep(1.0)  # let the server settle
@@ -320,11 +455,9 @@ def memory(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
 def backpressure(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sample:
     """
     Growth of server memory, in MiB, while one client offers C{flood_total}
-    bytes and never reads (peak during the flood less the memory before it).
+    bytes and never reads (peak during the flood less the memory before it),
+    after L{warm_idle}.
     """
-    warm, _ = _hold(server, certs, 4)
-    _release(warm)
-    time.sleep(0.3)
     before = server.memory()
     peak = before
     done = threading.Event()
@@ -371,15 +504,37 @@ def backpressure(server: ServerProcess, certs: CertFiles, sizes: Sizes) -> Sampl
 
 #: Every metric, in the order they run on one server.
 METRICS: tuple[Metric, ...] = (
-    Metric("memory", "KiB/conn", higher_is_better=False, measure=memory),
-    Metric("handshakes", "hs/s", higher_is_better=True, measure=handshakes, per_op="µs/hs"),
-    Metric("pingpong", "rt/s", higher_is_better=True, measure=pingpong, per_op="µs/rt"),
-    Metric("bulk", "MB/s", higher_is_better=True, measure=bulk, per_op="µs/MB"),
+    Metric("memory", "KiB/conn", higher_is_better=False, measure=memory, warm=warm_idle(8)),
+    Metric(
+        "handshakes",
+        "hs/s",
+        higher_is_better=True,
+        measure=handshakes,
+        warm=warm_echoes,
+        per_op="µs/hs",
+    ),
+    Metric(
+        "pingpong",
+        "rt/s",
+        higher_is_better=True,
+        measure=pingpong,
+        warm=warm_echoes,
+        per_op="µs/rt",
+    ),
+    Metric(
+        "bulk",
+        "MB/s",
+        higher_is_better=True,
+        measure=bulk,
+        warm=warm_bulk,
+        per_op="µs/MB",
+    ),
     Metric(
         "backpressure",
         "MiB",
         higher_is_better=False,
         measure=backpressure,
+        warm=warm_idle(4),
         fresh_server=True,
     ),
 )
