@@ -251,6 +251,6 @@ def run(
         "ratios": report.ratios(summary),
         "server_cpu_per_op_ratios": report.cpu_per_op_ratios(summary),
         "workers": report.workers(summary),
-        "targets": report.targets(summary),
+        "targets": report.targets(summary, info["cores"]),
         "python": sys.version.split()[0],
     }
