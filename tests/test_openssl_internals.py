@@ -21,7 +21,13 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL, crypto
 
 from tlsecho._tls import _openssl_internals as internals
-from tlsecho._tls._openssl_internals import _excepthook, _hostcheck, _records, _symbols
+from tlsecho._tls._openssl_internals import (
+    _excepthook,
+    _hostcheck,
+    _records,
+    _sessions,
+    _symbols,
+)
 from tlsecho._tls._tickets import client_hello_server_name
 
 #: pyOpenSSL's cffi bindings (OpenSSL._util.lib) the internals use.
@@ -39,6 +45,7 @@ BINDINGS = (
 HIDDEN = {
     "SSL_CTX_ctrl": "long (*)(SSL_CTX *, int, long, void *)",
     "SSL_set_session_id_context": "int (*)(SSL *, const unsigned char *, unsigned int)",
+    "SSL_set_msg_callback": _sessions.STOP_MESSAGES_SIGNATURE,
 }
 
 
@@ -258,9 +265,22 @@ def test_session_context_on_client_hello() -> None:
         return b"c" * 32
 
     internals.set_session_context_on_client_hello(server_context, choose)
-    _handshake(_client_context(ca), server_context, b"name.example")
+    calls = []
+
+    def count(frame: object, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "on_message":  # type: ignore[attr-defined]
+            calls.append(1)
+
+    sys.setprofile(count)
+    try:
+        _handshake(_client_context(ca), server_context, b"name.example")
+    finally:
+        sys.setprofile(None)
     (message,) = seen
     assert client_hello_server_name(message) == b"name.example"
+    # Once the ClientHello is handled, the connection's callback is cleared
+    # (it was called 65 times per handshake before).
+    assert 1 <= len(calls) <= 3
 
 
 def test_session_context_when_choose_fails() -> None:
