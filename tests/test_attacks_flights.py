@@ -33,6 +33,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.protocols import tls as upstream
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface import implementer
 
@@ -372,6 +373,20 @@ def test_upstream_still_has_what_the_tls_protocol_overrides() -> None:
         assert callable(getattr(base, method, None)), method
         assert method in vars(TLSProtocol), method
         assert f"self.{method}(" in source, method
+    # makeConnection: upstream's steps, which TLSProtocol.makeConnection repeats
+    # (a TCP transport is a StringTransport's superset: see test_transport).
+    steps = inspect.getsource(base.makeConnection)
+    for step in (
+        "self._tlsConnection = self.factory._creatorCallable(self)",
+        "self._appSendBuffer = []",
+        "directlyProvides(self, interface)",
+        "ProtocolWrapper.makeConnection(self, transport)",
+        "self._checkHandshakeStatus()",
+    ):
+        assert step in steps, step
+    assert "directlyProvides(self, providedBy(transport))" in inspect.getsource(
+        ProtocolWrapper.makeConnection
+    )
     # Upstream's own methods that stay call the replaced ones by these names.
     assert "self._flushSendBIO()" in inspect.getsource(base._shutdownTLS)  # type: ignore[attr-defined]
     assert "self._flushReceiveBIO()" in inspect.getsource(base.connectionLost)

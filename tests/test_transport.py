@@ -31,13 +31,14 @@ from twisted.internet.interfaces import (
     IHandshakeListener,
     IPushProducer,
     ISSLTransport,
+    ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.protocols import tls as upstream
 from twisted.python.failure import Failure
-from zope.interface import implementer
+from zope.interface import implementer, providedBy
 
 from tlsecho import TLSSettings, VerifyMode, server_creator
 from tlsecho._tls._openssl_internals import _records, _symbols
@@ -383,6 +384,28 @@ def test_ssl_transport_and_peer_certificate(tls_files: TLSFiles, variant: str) -
     assert certificate is not None
     expected = x509.load_pem_x509_certificates(tls_files.client_cert.read_bytes())[0]
     assert certificate.to_cryptography() == expected
+
+
+def test_declares_what_twisted_transport_declares(tls_files: TLSFiles) -> None:
+    """The transport's interfaces are declared on it as Twisted's transport does
+    (tlsecho's makeConnection declares them in one step), plus ISSLTransport."""
+    servers = {}
+    for kind in ("upstream", "tlsecho"):
+        run = start(kind, tls_files, "1.3")
+        servers[kind] = run.server
+        assert run.server.connected
+        assert set(run.server.factory.protocols) == {run.server}
+        assert run.app.transport is run.server
+    for interface in providedBy(servers["upstream"]).flattened():
+        assert interface.providedBy(servers["tlsecho"]), interface
+    for interface in providedBy(servers["tlsecho"]).flattened():
+        assert interface.providedBy(servers["upstream"]) or interface is ISSLTransport, (
+            interface
+        )
+    assert ISSLTransport.providedBy(servers["tlsecho"])
+    assert ITCPTransport.providedBy(servers["tlsecho"]) is ITCPTransport.providedBy(
+        servers["upstream"]
+    )
 
 
 def test_negotiated_protocol(tls_files: TLSFiles, variant: str) -> None:

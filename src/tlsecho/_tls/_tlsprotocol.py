@@ -39,8 +39,10 @@ from twisted.internet.interfaces import (
     IHandshakeListener,
     IProtocol,
     ISSLTransport,
+    ITransport,
 )
 from twisted.internet.protocol import connectionDone
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import (
     BufferingTLSTransport,
     TLSMemoryBIOFactory,
@@ -77,6 +79,8 @@ OVERRIDDEN = (
     "_shutdownTLS",
     "_tlsShutdownFinished",
     "connectionLost",
+    "makeConnection",
+    "_connectWrapped",
 )
 
 
@@ -225,6 +229,24 @@ class TLSProtocol(BufferingTLSTransport):
         data = records.take()
         if data:
             self.transport.write(data)  # type: ignore[union-attr]
+
+    def makeConnection(self, transport: ITransport) -> None:
+        """
+        Upstream's C{makeConnection} without its per-interface loop.
+
+        Upstream calls C{directlyProvides(self, interface)} once for each
+        interface of the transport (nine for a TCP connection, each replacing
+        the last), then C{ProtocolWrapper.makeConnection} declares all of them
+        at once anyway.  Here the single declaration is made: the same result
+        for about a twentieth of the zope work per connection.
+        """
+        if not self._connectWrapped:  # startTLS: keep upstream's path
+            super().makeConnection(transport)
+            return
+        self._tlsConnection = self.factory._creatorCallable(self)
+        self._appSendBuffer = []
+        ProtocolWrapper.makeConnection(self, transport)
+        self._checkHandshakeStatus()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """

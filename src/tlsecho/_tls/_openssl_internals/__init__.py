@@ -14,9 +14,9 @@ what happens without it, and the upstream change that would remove it:
     client's second, independent host name check).
   - L{set_ticket_keys}, L{check_ticket_keys_settable}: C{SSL_CTX_ctrl}, found
     by ELF symbol (C{--ticket-key-file}).
-  - L{set_session_context_on_client_hello}: C{SSL_CTX_set_msg_callback} and
-    C{SSL_set_session_id_context}, found by ELF symbol (sessions bound to the
-    SNI name).
+  - L{set_session_context_on_client_hello}: C{SSL_CTX_set_msg_callback}, and
+    C{SSL_set_session_id_context} and C{SSL_set_msg_callback}, found by ELF
+    symbol (sessions bound to the SNI name).
   - L{session_reused}: C{SSL_session_reused} (whether a client connection
     resumed, for C{--resume} and the resumed-session approval).
   - L{record_layer}: C{BIO_write}, C{SSL_read}, C{SSL_write},
