@@ -10,6 +10,9 @@ what happens without it, and the upstream change that would remove it:
   - L{set_groups}: C{SSL_CTX_set1_curves_list} (C{--groups}).
   - L{reject_verified_as_bad_certificate}: C{X509_STORE_CTX_set_error} from a
     wrapped verify callback (C{--allow-*} refusals send bad_certificate).
+  - L{send_bad_certificate_on_refusal}: the same on a client connection, with
+    C{SSL_set_verify} (a refused key usage or C{--pin-spki} sends
+    bad_certificate).
   - L{expect_peer_name}: C{X509_VERIFY_PARAM_set1_host}/C{set1_ip} (the
     client's second, independent host name check).
   - L{set_ticket_keys}, L{check_ticket_keys_settable}: C{SSL_CTX_ctrl}, found
@@ -23,7 +26,8 @@ what happens without it, and the upstream change that would remove it:
     pyOpenSSL's traceback for a deliberate SNI refusal.
 
 The private pyOpenSSL attributes used: C{Context._context} (the C{SSL_CTX*}),
-C{Context._verify_callback}, C{Connection._ssl} (the C{SSL*}), and the cffi
+C{Context._verify_callback}, C{Connection._verify_callback}, C{Connection._ssl}
+(the C{SSL*}), and the cffi
 C{OpenSSL._util.ffi}/C{lib}.
 """
 
@@ -37,7 +41,7 @@ from ._sessions import (
     set_ticket_keys,
 )
 from ._symbols import Unavailable
-from ._verify import reject_verified_as_bad_certificate
+from ._verify import reject_verified_as_bad_certificate, send_bad_certificate_on_refusal
 
 __all__ = [
     "HOSTNAME_MISMATCH",
@@ -47,6 +51,7 @@ __all__ = [
     "expect_peer_name",
     "quiet_excepthook_for",
     "reject_verified_as_bad_certificate",
+    "send_bad_certificate_on_refusal",
     "session_reused",
     "set_groups",
     "set_session_context_on_client_hello",
