@@ -36,6 +36,8 @@ from tlsecho._settings._chain_gaps import chain_gap
 from _processes import TLSECHO, ServerProcess, identity, run_client, start_server
 from conftest import TLSFiles
 
+pytestmark = pytest.mark.subprocess
+
 ISSUER_URL = "http://ca.example/intermediate.der"
 #: What every warning of a missing intermediate says (and nothing else does).
 GAP = "that is not in the file"
@@ -258,7 +260,7 @@ def test_development_certificate_starts_clean(servers: list) -> None:
 
 
 def test_full_chain_starts_clean(
-    servers: list, tmp_path: Path, root: trustme.CA, intermediate: trustme.CA
+    servers: list, tmp_path: Path, intermediate: trustme.CA
 ) -> None:
     """Leaf and intermediate in the file (trustme's chain): the root is for clients."""
     leaf = intermediate.issue_cert("localhost", "127.0.0.1")
@@ -272,7 +274,7 @@ def test_full_chain_starts_clean(
 
 
 def test_issuer_url_with_the_issuer_a_platform_root_is_not_warned(
-    intermediate: trustme.CA, root: trustme.CA
+    root: trustme.CA,
 ) -> None:
     """A leaf naming its issuer's URL, whose issuer the platform holds as a root (a
     root that issues leaves itself): no warning; the platform is asked only then."""
