@@ -34,6 +34,7 @@ from tlsecho._tls._tickets import client_hello_server_name
 BINDINGS = (
     "SSL_CTX_set1_curves_list",
     "SSL_CTX_set_verify",
+    "SSL_set_verify",
     "SSL_CTX_set_msg_callback",
     "X509_STORE_CTX_set_error",
     "X509_V_ERR_CERT_REJECTED",
@@ -82,11 +83,14 @@ def _handshake(
     server_context: SSL.Context,
     name: bytes = b"localhost",
     prepare: Callable[[SSL.Connection], None] = lambda client: None,
+    server_errors: list[str] | None = None,
 ) -> tuple[SSL.Connection, str | None]:
     """
     Run a handshake in memory, then one byte each way.
 
     @param prepare: Called with the client connection before it starts.
+    @param server_errors: Given, the text of the server's error (what the
+        client's alert made of it) is appended to it, if there is one.
     @return: The client connection, and the text of the client's error (what
         the server's alert made of it), if any.
     """
@@ -110,6 +114,8 @@ def _handshake(
                     errors[this] = str(e)
             with contextlib.suppress(SSL.WantReadError):
                 other.bio_write(this.bio_read(65536))
+    if server_errors is not None and server in errors:
+        server_errors.append(errors[server])
     return client, errors.get(client)
 
 
@@ -146,6 +152,10 @@ def test_pyopenssl_private_attributes() -> None:
     assert ffi.typeof(verify).cname == "int(*)(int, X509_STORE_CTX *)", (
         "Context._verify_callback"
     )
+    connection.set_verify(SSL.VERIFY_PEER, lambda *args: True)
+    assert ffi.typeof(connection._verify_callback).cname == (
+        "int(*)(int, X509_STORE_CTX *)"
+    ), "Connection._verify_callback"
 
 
 def test_record_layer_attributes() -> None:
@@ -318,6 +328,46 @@ def test_reject_verified_as_bad_certificate() -> None:
         client_context = _client_context(ca)
         _, alerts[rejecting] = _handshake(client_context, server_context)
     assert "internal error" in str(alerts[False])
+    assert "bad certificate" in str(alerts[True])
+
+
+@pytest.mark.parametrize(
+    ("trusted", "unwrapped"),
+    [(True, "internal error"), (False, "unknown ca")],
+    ids=["verified", "untrusted"],
+)
+def test_client_refusal_sends_bad_certificate(trusted: bool, unwrapped: str) -> None:
+    """A client verify callback refusing the server's leaf that OpenSSL found valid
+    makes the client send bad_certificate, not internal_error; with
+    over_chain_errors also when the chain did not verify (no trusted CA), where
+    OpenSSL would send unknown_ca."""
+    ca = trustme.CA()
+
+    def refuse_leaf(
+        connection: SSL.Connection, certificate: crypto.X509, code: int, depth: int, ok: int
+    ) -> bool:
+        # Refuses the leaf, and any certificate OpenSSL found a fault with.
+        return bool(ok) and depth != 0
+
+    alerts = {}
+    for rejecting in (False, True):
+
+        def prepare(client: SSL.Connection, rejecting: bool = rejecting) -> None:
+            client.set_verify(SSL.VERIFY_PEER, refuse_leaf)
+            if rejecting:
+                internals.send_bad_certificate_on_refusal(
+                    client, over_chain_errors=not trusted
+                )
+
+        server_errors: list[str] = []
+        _handshake(
+            _client_context(ca if trusted else trustme.CA()),
+            _server_context(ca),
+            prepare=prepare,
+            server_errors=server_errors,
+        )
+        alerts[rejecting] = server_errors
+    assert unwrapped in str(alerts[False])
     assert "bad certificate" in str(alerts[True])
 
 

@@ -10,6 +10,9 @@ what happens without it, and the upstream change that would remove it:
   - L{set_groups}: C{SSL_CTX_set1_curves_list} (C{--groups}).
   - L{reject_verified_as_bad_certificate}: C{X509_STORE_CTX_set_error} from a
     wrapped verify callback (C{--allow-*} refusals send bad_certificate).
+  - L{send_bad_certificate_on_refusal}: the same on a client connection, with
+    C{SSL_set_verify} (a refused key usage or C{--pin-spki} sends
+    bad_certificate).
   - L{expect_peer_name}: C{X509_VERIFY_PARAM_set1_host}/C{set1_ip} (the
     client's second, independent host name check).
   - L{set_ticket_keys}, L{check_ticket_keys_settable}: C{SSL_CTX_ctrl}, found
@@ -27,8 +30,8 @@ what happens without it, and the upstream change that would remove it:
     pyOpenSSL's traceback for a deliberate SNI refusal.
 
 The private pyOpenSSL attributes used: C{Context._context} (the C{SSL_CTX*}),
-C{Context._verify_callback}, C{Connection._ssl} (the C{SSL*}),
-C{Connection._into_ssl}/C{_from_ssl} (its memory BIOs),
+C{Context._verify_callback}, C{Connection._verify_callback}, C{Connection._ssl}
+(the C{SSL*}), C{Connection._into_ssl}/C{_from_ssl} (its memory BIOs),
 C{Connection._raise_ssl_error} (pyOpenSSL's mapping of an outcome to its
 exception), C{Connection._handle_bio_errors}, and the cffi
 C{OpenSSL._util.ffi}/C{lib}.
@@ -51,7 +54,7 @@ from ._sessions import (
     set_ticket_keys,
 )
 from ._symbols import Unavailable
-from ._verify import reject_verified_as_bad_certificate
+from ._verify import reject_verified_as_bad_certificate, send_bad_certificate_on_refusal
 
 __all__ = [
     "HOSTNAME_MISMATCH",
@@ -65,6 +68,7 @@ __all__ = [
     "quiet_excepthook_for",
     "record_layer",
     "reject_verified_as_bad_certificate",
+    "send_bad_certificate_on_refusal",
     "session_reused",
     "set_groups",
     "set_session_context_on_client_hello",
