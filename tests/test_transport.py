@@ -261,6 +261,16 @@ def _big_writes(run: Run) -> None:
     run.send(bytes(range(256)) * 400)  # 100 KiB: seven records each way
 
 
+def _application_writes_a_lot_at_once(run: Run) -> None:
+    bulk = bytes(range(256)) * 1200  # 300 KiB in one write: nineteen records
+
+    def answer(app: App, data: bytes) -> None:
+        app.transport.write(bulk)  # type: ignore[union-attr]
+
+    run.app.on_data = answer
+    run.send(b"go")
+
+
 def _client_close_notify(run: Run) -> None:
     run.send(b"last words")
     run.client.shutdown()
@@ -328,6 +338,7 @@ SCENARIOS = {
     "split at every byte": (_split_at_every_byte, ("1.2", "1.3")),
     "many records at once": (_many_records_at_once, ("1.2", "1.3")),
     "big writes": (_big_writes, ("1.2", "1.3")),
+    "application writes a lot at once": (_application_writes_a_lot_at_once, ("1.2", "1.3")),
     "client close_notify": (_client_close_notify, ("1.2", "1.3")),
     "server closes": (_server_closes, ("1.2", "1.3")),
     "peer vanishes": (_peer_vanishes, ("1.2", "1.3")),

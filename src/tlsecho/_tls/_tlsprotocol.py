@@ -53,6 +53,9 @@ from zope.interface import implementer
 
 from ._openssl_internals import RecordLayer, record_layer
 
+#: The most plaintext one TLS record carries.
+_RECORD = 2**14
+
 __all__ = [
     "OVERRIDDEN",
     "TLSFactory",
@@ -201,14 +204,18 @@ class TLSProtocol(BufferingTLSTransport):
         records = self._records
         if self._lostTLSConnection or records is None:
             return
+        size = len(data)
+        whole = size <= _RECORD
         offset = 0
         try:
-            while offset < len(data):
-                taken = records.write(data[offset:] if offset else data)
+            while offset < size:
+                taken = records.write(data if whole else data[offset : offset + _RECORD])
                 if taken is None:
                     self._bufferedWrite(data[offset:])
                     break
                 offset += taken
+                if not whole:  # a big write leaves record by record, as upstream
+                    self._flushSendBIO()
         except Error:
             self._tlsShutdownFinished(Failure())
             return
