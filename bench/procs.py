@@ -26,6 +26,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 #: What servers print once they listen: tlsecho's log line and the peers' line.
 LISTENING = re.compile(r"listening on (?:\[[^\]]+\]|[^\s:]+):(\d+)")
+#: What a worker of C{tlsecho --workers N} logs (through its main process,
+#: marked with its number) once it listens.
+WORKER_LISTENING = re.compile(r"\[worker (\d+)\] tlsecho listening on ")
+#: tlsecho's line for a connection that ended, from a worker: its number and
+#: the bytes it echoed.
+WORKER_ECHOED = re.compile(r"\[worker (\d+)\] [^\n]* after (\d+) bytes echoed")
 
 
 def _last_line(text: str) -> str:
@@ -83,10 +89,20 @@ class ServerProcess:
     A server started by the benchmark, with its output going to a log file.
 
     @ivar port: The port it listens on, once L{wait_listening} returned.
+    @ivar workers: How many worker processes serve its connections (tlsecho
+        C{--workers N}); 1 for a server that serves them itself.
     """
 
-    def __init__(self, command: Sequence[str], log: Path, cwd: Path, env: dict[str, str]):
+    def __init__(
+        self,
+        command: Sequence[str],
+        log: Path,
+        cwd: Path,
+        env: dict[str, str],
+        workers: int = 1,
+    ):
         self.log = log
+        self.workers = workers
         with log.open("wb") as output:
             self.process = subprocess.Popen(
                 list(command),
@@ -129,6 +145,36 @@ class ServerProcess:
                     return port
             time.sleep(0.05)
         raise BenchError(f"server not listening after {timeout}s:\n{self.output()}")
+
+    def wait_workers(self, timeout: float = 60.0) -> None:
+        """
+        For a server with L{workers}: wait until every worker has said it
+        listens (they start after the main process does, seconds later, and
+        until then the connections wait in the backlog).
+
+        @raise BenchError: if it exits or its workers do not all listen in time.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"server exited:\n{self.output()}")
+            if len(set(WORKER_LISTENING.findall(self.output()))) >= self.workers:
+                return
+            time.sleep(0.05)
+        raise BenchError(
+            f"{self.workers} workers not all listening after {timeout}s:\n{self.output()}"
+        )
+
+    def workers_echoed(self, since: int = 0) -> dict[int, int]:
+        """
+        For a server with L{workers}: the bytes each worker echoed on the
+        connections that ended, as its log says from character C{since} on
+        (workers that logged none are not there).
+        """
+        echoed: dict[int, int] = {}
+        for worker, count in WORKER_ECHOED.findall(self.output()[since:]):
+            echoed[int(worker)] = echoed.get(int(worker), 0) + int(count)
+        return echoed
 
     def output(self) -> str:
         """What the server has logged so far."""
@@ -210,6 +256,12 @@ class ClientProcess:
                     break
         self.stop()
         raise BenchError(f"client {self.name} said nothing: {_last_line(self.errors())}")
+
+    def send_line(self, line: str) -> None:
+        """Write C{line} to the client's standard input (C{go})."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
 
     def result(self, timeout: float) -> dict[str, Any]:
         """

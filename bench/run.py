@@ -90,8 +90,17 @@ def machine_line(info: dict[str, Any]) -> str:
     )
 
 
+def _size(count: int) -> str:
+    """A byte count, short."""
+    if count >= 1e6:
+        return f"{count / 1e6:,.1f} MB"
+    return f"{count / 1e3:,.1f} kB" if count >= 1e3 else f"{count} B"
+
+
 def _outcome(metric: Metric, sample: Sample) -> str:
     text = f"{sample.value:,.2f} {metric.unit}"
+    if metric.per_op is not None and sample.server_cpu_per_op is not None:
+        text += f", server {sample.server_cpu_per_op:,.1f} {metric.per_op}"
     cpus = []
     if sample.server_cpu is not None:
         cpus.append(f"server {sample.server_cpu:.2f}")
@@ -99,6 +108,13 @@ def _outcome(metric: Metric, sample: Sample) -> str:
         cpus.append(f"clients {sample.client_cpu:.2f}")
     if cpus:
         text += f" (CPU cores: {', '.join(cpus)})"
+    if sample.warmup is not None:
+        text += (
+            f" [warm: {sample.warmup['connections']} conns, {_size(sample.warmup['bytes'])}"
+        )
+        if "workers_echoed" in sample.warmup:
+            text += f", workers {','.join(sample.warmup['workers_echoed'])}"
+        text += "]"
     return text
 
 
@@ -116,7 +132,8 @@ def _measure_server(
 ) -> None:
     """
     Start C{server} and take one sample of each metric (a fresh server for those
-    that need one); the server is stopped by its PID whatever happens.
+    that need one), each right after its warm-up on the same server; the
+    server is stopped by its PID whatever happens.
     """
     running: ServerProcess | None = None
     if server.only is not None:
@@ -131,7 +148,9 @@ def _measure_server(
                         running.stop()
                         running = None
                     running = server.start(certs, directory)
+                warmup = metric.warm(running, certs, sizes)
                 sample = metric.measure(running, certs, sizes)
+                sample.warmup = warmup
             except BenchError as e:
                 failures.append(f"{what}: {e}")
                 progress.finish(what, f"FAILED: {str(e).splitlines()[0]}")
@@ -203,8 +222,12 @@ def run(
                     samples,
                     failures,
                 )
+    per_op = {m.name: m.per_op for m in metrics}
     summary = {
-        name: {metric: report.summarize(found) for metric, found in by_metric.items()}
+        name: {
+            metric: report.summarize(found, per_op.get(metric))
+            for metric, found in by_metric.items()
+        }
         for name, by_metric in samples.items()
     }
     info = machine()
@@ -226,7 +249,8 @@ def run(
         "skipped": skipped,
         "failures": failures,
         "ratios": report.ratios(summary),
+        "server_cpu_per_op_ratios": report.cpu_per_op_ratios(summary),
         "workers": report.workers(summary),
-        "targets": report.targets(summary),
+        "targets": report.targets(summary, info["cores"]),
         "python": sys.version.split()[0],
     }

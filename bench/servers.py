@@ -35,6 +35,11 @@ class Server:
     @ivar pythonpath: A directory put first on the server's C{PYTHONPATH}
         (for tlsecho variants: a C{src} directory holding another C{tlsecho}).
     @ivar only: The metrics it is measured on; L{None} for all.
+    @ivar env: Environment variables set for the server, over the bench's own
+        environment, as (name, value) pairs (for tlsecho: which TLS transport).
+    @ivar workers: Worker processes serving its connections (tlsecho
+        C{--workers N}): L{start} waits until each listens, and the warm-up
+        until each has served a connection.
     """
 
     name: str
@@ -44,21 +49,30 @@ class Server:
     requires: Callable[[], str | None] = lambda: None
     pythonpath: str | None = None
     only: frozenset[str] | None = None
+    env: tuple[tuple[str, str], ...] = ()
+    workers: int = 1
 
     def start(self, certs: CertFiles, directory: Path) -> ServerProcess:
-        """Start the server, logging to C{directory}, and wait until it listens."""
+        """
+        Start the server, logging to C{directory}, and wait until it listens
+        (each of its workers too).
+        """
         port = free_port() if self.fixed_port else 0
         env = python_env()
         if self.pythonpath is not None:
             env["PYTHONPATH"] = os.pathsep.join([self.pythonpath, env["PYTHONPATH"]])
+        env.update(self.env)
         server = ServerProcess(
             self.command(certs, port),
             directory / f"{self.name}.log",
             cwd=directory,
             env=env,
+            workers=self.workers,
         )
         try:
             server.wait_listening(port=port if self.fixed_port else None)
+            if self.workers > 1:
+                server.wait_workers()
         except BaseException:
             server.stop()
             raise
@@ -116,6 +130,17 @@ def _socat(certs: CertFiles, port: int) -> list[str]:
     return [shutil.which("socat") or "socat", "-b", "65536", address, "PIPE"]
 
 
+#: tlsecho on its previous TLS transport (Twisted's TLSMemoryBIOProtocol over
+#: pyOpenSSL): compared with tlsecho like a peer, to show what the lean one gains.
+PYOPENSSL = "tlsecho-pyopenssl"
+#: Read by tlsecho's server: which TLS transport its connections use.
+TRANSPORT = "TLSECHO_TLS_TRANSPORT"
+#: tlsecho's own lean transport, the default; set explicitly so that a
+#: TLSECHO_TLS_TRANSPORT in the bench's environment cannot change what
+#: C{tlsecho} (the subject of every ratio) measures.
+LEAN = ((TRANSPORT, "lean"),)
+
+
 def _needs_module(name: str) -> Callable[[], str | None]:
     def check() -> str | None:
         return None if importlib.util.find_spec(name) else f"python module {name} missing"
@@ -132,13 +157,28 @@ def _needs_program(name: str) -> Callable[[], str | None]:
 
 #: Every server, tlsecho first (ratios are tlsecho / each of the others).
 SERVERS: tuple[Server, ...] = (
-    Server("tlsecho", "twistd -n tlsecho (this project)", _tlsecho),
+    Server(
+        "tlsecho",
+        "twistd -n tlsecho (this project, on its lean TLS transport)",
+        _tlsecho,
+        env=LEAN,
+    ),
+    # tlsecho on the TLS transport it had before the lean one, to show the gain.
+    Server(
+        PYOPENSSL,
+        f"twistd -n tlsecho with {TRANSPORT}=pyopenssl (Twisted's "
+        "TLSMemoryBIOProtocol over pyOpenSSL's API)",
+        _tlsecho,
+        env=((TRANSPORT, "pyopenssl"),),
+    ),
     # Not a peer: tlsecho itself with two worker processes, compared with one.
     Server(
         WORKERS,
         "twistd -n tlsecho --workers 2 (two worker processes)",
         _tlsecho_workers(2),
         only=frozenset({"handshakes", "pingpong", "bulk"}),
+        env=LEAN,
+        workers=2,
     ),
     Server(
         "asyncio", "asyncio + ssl, Protocol.data_received -> write", _peer("asyncio_echo")
@@ -175,6 +215,7 @@ def variant(name: str, source: str) -> Server:
         f"twistd -n tlsecho with tlsecho from {source}",
         _tlsecho,
         pythonpath=source,
+        env=LEAN,
         requires=lambda: (
             None
             if os.path.isdir(os.path.join(source, "tlsecho"))

@@ -33,17 +33,14 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactor
 from twisted.protocols import tls as upstream
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.test.iosim import connectedServerAndClient
 from zope.interface import implementer
 
 from tlsecho import TLSSettings, TLSVersion, VerifyMode, client_creator, server_creator
 from tlsecho._net._endpoints import client_endpoint, server_endpoint
-from tlsecho._tls._tlsprotocol import (
-    OVERRIDDEN,
-    TLSFactory,
-    TLSProtocol,
-    tls_client_endpoint,
-)
+from tlsecho._tls._tlsendpoints import tls_client_endpoint
+from tlsecho._tls._tlsprotocol import OVERRIDDEN, TLSFactory, TLSProtocol
 
 from _processes import ServerProcess, identity, run_client, start_server
 from conftest import TLSFiles
@@ -369,15 +366,31 @@ def test_upstream_still_has_what_the_tls_protocol_overrides() -> None:
     base = upstream.TLSMemoryBIOProtocol
     source = inspect.getsource(base)
     for name in OVERRIDDEN:
-        assert f"self.{name}" in source, f"Twisted no longer has {name}"
-    for method in ("_flushSendBIO", "_checkHandshakeStatus"):
+        assert f"self.{name}" in source or f"def {name}(" in source, (
+            f"Twisted no longer has {name}"
+        )
+    for method in ("_flushSendBIO", "_checkHandshakeStatus", "_flushReceiveBIO", "_write"):
         assert callable(getattr(base, method, None)), method
         assert method in vars(TLSProtocol), method
-        assert f"self.{method}()" in inspect.getsource(
-            base.dataReceived
-        ) + inspect.getsource(
-            base._flushReceiveBIO  # type: ignore[attr-defined]
-        ), method
+        assert f"self.{method}(" in source, method
+    # makeConnection: upstream's steps, which TLSProtocol.makeConnection repeats
+    # (a TCP transport is a StringTransport's superset: see test_transport).
+    steps = inspect.getsource(base.makeConnection)
+    for step in (
+        "self._tlsConnection = self.factory._creatorCallable(self)",
+        "self._appSendBuffer = []",
+        "directlyProvides(self, interface)",
+        "ProtocolWrapper.makeConnection(self, transport)",
+        "self._checkHandshakeStatus()",
+    ):
+        assert step in steps, step
+    assert "directlyProvides(self, providedBy(transport))" in inspect.getsource(
+        ProtocolWrapper.makeConnection
+    )
+    # Upstream's own methods that stay call the replaced ones by these names.
+    assert "self._flushSendBIO()" in inspect.getsource(base._shutdownTLS)  # type: ignore[attr-defined]
+    assert "self._flushReceiveBIO()" in inspect.getsource(base.connectionLost)
+    assert "self._write(" in inspect.getsource(base.write)
     # And upstream still reads only once: if it now drains, the override can go.
     assert "bio_read(2**15)" in inspect.getsource(base._flushSendBIO)  # type: ignore[attr-defined]
 

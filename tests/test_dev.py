@@ -7,11 +7,18 @@ the extras installed, so a second C{python3 dev.py serve} starts at once.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from _processes import LOOPBACK_LISTEN
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,3 +161,49 @@ def test_the_real_tree_hash_is_stable(
     module = _load_dev(tmp_path / "venv", monkeypatch)
     assert module.source_hash() == module.source_hash()
     assert len(module.source_hash()) == 64
+
+
+@pytest.mark.subprocess
+def test_second_serve_goes_straight_to_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real ``python3 dev.py serve`` with this source installed already (the stamp
+    says so; the environment is this test run's own Python and twistd) runs no pip
+    and goes straight to the server, which listens.  How long that takes is measured
+    by hand, not asserted here (docs/development.md quotes the figure)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    for name in ("python", "twistd"):
+        (venv / "bin" / name).symlink_to(Path(sys.executable).parent / name)
+    module = _load_dev(venv, monkeypatch)
+    module.STAMP.write_text(
+        json.dumps({"hash": module.source_hash(), "extras": ["test"]}) + "\n"
+    )
+    env = {**os.environ, "TLSECHO_VENV": str(venv)}
+
+    def start() -> None:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "dev.py"), "serve", "--listen", LOOPBACK_LISTEN],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            output = []
+            for line in process.stdout:
+                output.append(line)
+                if "tlsecho listening on" in line:
+                    break
+            else:
+                pytest.fail("dev.py serve did not listen:\n" + "".join(output))
+            assert "has this source installed" in output[0], output
+            assert not any("pip" in line for line in output), output
+        finally:
+            os.kill(process.pid, signal.SIGTERM)
+            process.wait(20)
+
+    start()  # makes the development CA
+    start()  # and the second start finds it

@@ -21,23 +21,32 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from OpenSSL import SSL, crypto
 
 from tlsecho._tls import _openssl_internals as internals
-from tlsecho._tls._openssl_internals import _excepthook, _hostcheck, _symbols
+from tlsecho._tls._openssl_internals import (
+    _excepthook,
+    _hostcheck,
+    _records,
+    _sessions,
+    _symbols,
+)
 from tlsecho._tls._tickets import client_hello_server_name
 
 #: pyOpenSSL's cffi bindings (OpenSSL._util.lib) the internals use.
 BINDINGS = (
     "SSL_CTX_set1_curves_list",
     "SSL_CTX_set_verify",
+    "SSL_set_verify",
     "SSL_CTX_set_msg_callback",
     "X509_STORE_CTX_set_error",
     "X509_V_ERR_CERT_REJECTED",
     *_hostcheck.REQUIRED_SYMBOLS,
+    *_records.REQUIRED["binding"],
 )
 
 #: The functions found by ELF symbol, with the signatures they are called with.
 HIDDEN = {
     "SSL_CTX_ctrl": "long (*)(SSL_CTX *, int, long, void *)",
     "SSL_set_session_id_context": "int (*)(SSL *, const unsigned char *, unsigned int)",
+    "SSL_set_msg_callback": _sessions.STOP_MESSAGES_SIGNATURE,
 }
 
 
@@ -74,11 +83,14 @@ def _handshake(
     server_context: SSL.Context,
     name: bytes = b"localhost",
     prepare: Callable[[SSL.Connection], None] = lambda client: None,
+    server_errors: list[str] | None = None,
 ) -> tuple[SSL.Connection, str | None]:
     """
     Run a handshake in memory, then one byte each way.
 
     @param prepare: Called with the client connection before it starts.
+    @param server_errors: Given, the text of the server's error (what the
+        client's alert made of it) is appended to it, if there is one.
     @return: The client connection, and the text of the client's error (what
         the server's alert made of it), if any.
     """
@@ -102,6 +114,8 @@ def _handshake(
                     errors[this] = str(e)
             with contextlib.suppress(SSL.WantReadError):
                 other.bio_write(this.bio_read(65536))
+    if server_errors is not None and server in errors:
+        server_errors.append(errors[server])
     return client, errors.get(client)
 
 
@@ -138,6 +152,81 @@ def test_pyopenssl_private_attributes() -> None:
     assert ffi.typeof(verify).cname == "int(*)(int, X509_STORE_CTX *)", (
         "Context._verify_callback"
     )
+    connection.set_verify(SSL.VERIFY_PEER, lambda *args: True)
+    assert ffi.typeof(connection._verify_callback).cname == (
+        "int(*)(int, X509_STORE_CTX *)"
+    ), "Connection._verify_callback"
+
+
+def test_record_layer_attributes() -> None:
+    """The lean record layer's private attributes of a Connection made with memory
+    BIOs are an SSL* and two BIO*s, and pyOpenSSL still maps outcomes to its
+    exceptions with _raise_ssl_error(ssl, result)."""
+    from OpenSSL._util import ffi, lib
+
+    connection = SSL.Connection(SSL.Context(SSL.TLS_SERVER_METHOD), None)
+    assert ffi.typeof(connection._into_ssl).cname == "BIO *", "Connection._into_ssl"
+    assert ffi.typeof(connection._from_ssl).cname == "BIO *", "Connection._from_ssl"
+    connection.set_accept_state()
+    result = lib.SSL_read(connection._ssl, ffi.new("char[]", 1), 1)
+    with pytest.raises(SSL.WantReadError):
+        connection._raise_ssl_error(connection._ssl, result)
+    assert _records.lean_unavailable() is None
+    assert isinstance(_records.record_layer(connection), _records._BindingRecords)
+
+
+def test_record_layer_moves_records_with_return_codes() -> None:
+    """Lean and public record layers give the same: plaintext, None when more input
+    is needed, a whole pending flight, and pyOpenSSL's exception at close_notify."""
+    ca = trustme.CA()
+    server_context = _identify(SSL.Context(SSL.TLS_SERVER_METHOD), ca)
+    for layer in (_records._BindingRecords, _records._PublicRecords):
+        server = SSL.Connection(server_context, None)
+        server.set_accept_state()
+        client = SSL.Connection(_identify(SSL.Context(SSL.TLS_CLIENT_METHOD), ca), None)
+        client.set_connect_state()
+        records = layer(server)
+        assert records.read() is None  # nothing yet
+        for _ in range(4):
+            with contextlib.suppress(SSL.WantReadError):
+                client.do_handshake()
+            with contextlib.suppress(SSL.WantReadError):
+                records.feed(client.bio_read(65536))
+            with contextlib.suppress(SSL.WantReadError):
+                server.do_handshake()
+            flight = records.take()
+            assert records.take() == b""  # all of it, the first time
+            if flight:
+                client.bio_write(flight)
+        client.send(b"ping")
+        records.feed(client.bio_read(65536))
+        assert records.read() == b"ping"
+        assert records.read() is None
+        assert records.write(b"pong") == 4
+        client.bio_write(records.take())
+        assert client.recv(10) == b"pong"
+        client.shutdown()
+        records.feed(client.bio_read(65536))
+        with pytest.raises(SSL.ZeroReturnError):
+            records.read()
+
+
+def test_transport_variable_chooses_the_public_record_layer() -> None:
+    """TLSECHO_TLS_TRANSPORT=pyopenssl makes every connection use pyOpenSSL's
+    public calls; unset, the lean layer."""
+    import subprocess
+
+    code = "from tlsecho._tls._openssl_internals import use_lean; print(use_lean())"
+    for value, expected in (("pyopenssl", "False"), ("lean", "True"), ("", "True")):
+        env = {**os.environ, _records.TRANSPORT_VARIABLE: value}
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == expected, value
 
 
 def test_session_id_context_setter_is_that_function() -> None:
@@ -186,9 +275,22 @@ def test_session_context_on_client_hello() -> None:
         return b"c" * 32
 
     internals.set_session_context_on_client_hello(server_context, choose)
-    _handshake(_client_context(ca), server_context, b"name.example")
+    calls = []
+
+    def count(frame: object, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_name == "on_message":  # type: ignore[attr-defined]
+            calls.append(1)
+
+    sys.setprofile(count)
+    try:
+        _handshake(_client_context(ca), server_context, b"name.example")
+    finally:
+        sys.setprofile(None)
     (message,) = seen
     assert client_hello_server_name(message) == b"name.example"
+    # Once the ClientHello is handled, the connection's callback is cleared
+    # (it was called 65 times per handshake before).
+    assert 1 <= len(calls) <= 3
 
 
 def test_session_context_when_choose_fails() -> None:
@@ -226,6 +328,46 @@ def test_reject_verified_as_bad_certificate() -> None:
         client_context = _client_context(ca)
         _, alerts[rejecting] = _handshake(client_context, server_context)
     assert "internal error" in str(alerts[False])
+    assert "bad certificate" in str(alerts[True])
+
+
+@pytest.mark.parametrize(
+    ("trusted", "unwrapped"),
+    [(True, "internal error"), (False, "unknown ca")],
+    ids=["verified", "untrusted"],
+)
+def test_client_refusal_sends_bad_certificate(trusted: bool, unwrapped: str) -> None:
+    """A client verify callback refusing the server's leaf that OpenSSL found valid
+    makes the client send bad_certificate, not internal_error; with
+    over_chain_errors also when the chain did not verify (no trusted CA), where
+    OpenSSL would send unknown_ca."""
+    ca = trustme.CA()
+
+    def refuse_leaf(
+        connection: SSL.Connection, certificate: crypto.X509, code: int, depth: int, ok: int
+    ) -> bool:
+        # Refuses the leaf, and any certificate OpenSSL found a fault with.
+        return bool(ok) and depth != 0
+
+    alerts = {}
+    for rejecting in (False, True):
+
+        def prepare(client: SSL.Connection, rejecting: bool = rejecting) -> None:
+            client.set_verify(SSL.VERIFY_PEER, refuse_leaf)
+            if rejecting:
+                internals.send_bad_certificate_on_refusal(
+                    client, over_chain_errors=not trusted
+                )
+
+        server_errors: list[str] = []
+        _handshake(
+            _client_context(ca if trusted else trustme.CA()),
+            _server_context(ca),
+            prepare=prepare,
+            server_errors=server_errors,
+        )
+        alerts[rejecting] = server_errors
+    assert unwrapped in str(alerts[False])
     assert "bad certificate" in str(alerts[True])
 
 

@@ -259,6 +259,32 @@ def test_client_command_mismatching_pin_exits_4(
     assert lines[0].startswith(f"tlsecho client: {_mismatch(tls_files)}")
 
 
+@pytest.mark.parametrize("max_tls", ["1.2", "1.3"])
+@pytest.mark.parametrize("verify", [[], ["--verify", "none"]], ids=["verified", "none"])
+def test_server_says_the_client_refused_its_certificate(
+    server: ServerProcess, tls_files: TLSFiles, verify: list[str], max_tls: str
+) -> None:
+    """A pin mismatch is refused during the handshake, with an alert: the real
+    server logs that the client rejected its certificate (bad certificate), not
+    that the connection was lost, and the client exits 4."""
+    result = run_client(
+        server.address,
+        "--ca",
+        str(tls_files.ca),
+        *verify,
+        "--max-tls",
+        max_tls,
+        "--pin-spki",
+        OTHER_PIN,
+    )
+    assert result.returncode == 4, result.stderr.decode()
+    line = server.wait_for(r"TLS handshake failed: .*")
+    assert line.group(0) == (
+        "TLS handshake failed: the peer rejected our certificate (bad certificate)"
+    )
+    assert "connection lost" not in server.output
+
+
 def test_client_command_repeated_pins(server: ServerProcess, tls_files: TLSFiles) -> None:
     """--pin-spki is repeatable: a backup pin next to the right one still echoes."""
     pin = _b64(_leaf_pin(tls_files.server_cert))

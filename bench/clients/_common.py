@@ -18,6 +18,11 @@ T = TypeVar("T")
 
 #: The name the benchmark's server certificate is issued for.
 SERVER_NAME = "localhost"
+#: Help for the --go option of the clients the bench starts all at once.
+GO_HELP = (
+    "print ready once set up, then start at the first line on standard input "
+    "(the bench starts every client at once)"
+)
 
 
 def parser(description: str) -> argparse.ArgumentParser:

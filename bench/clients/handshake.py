@@ -1,6 +1,7 @@
 """
-Handshakes: full TLS 1.3 handshakes, one after another, from C{--start-at} for
-C{--duration} seconds; several of these processes run at once.
+Handshakes: full TLS 1.3 handshakes, one after another, for C{--duration}
+seconds (from the bench's go, with C{--go}); several of these processes run at
+once.
 
 Each connection is new (no session is offered for resumption, and the client
 keeps no session cache), completes its handshake, echoes one byte (so the server
@@ -14,11 +15,12 @@ either way.
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 from OpenSSL import SSL
 
-from bench.clients._common import SERVER_NAME, connect, cpu_seconds, emit, parser
+from bench.clients._common import GO_HELP, SERVER_NAME, connect, cpu_seconds, emit, parser
 
 
 def _context() -> SSL.Context:
@@ -45,13 +47,18 @@ def _one(context: SSL.Context, host: str, port: int) -> None:
 
 
 def handshakes(
-    host: str, port: int, start_at: float, duration: float
-) -> dict[str, float | str]:
-    """Make connections until C{start_at + duration}; count those inside the window."""
+    host: str, port: int, go: bool, duration: float
+) -> dict[str, float | str | list[float]]:
+    """
+    Make connections for C{duration} seconds and count them; with C{go}, say
+    C{ready} and start at the first line on standard input.
+    """
     context = _context()
-    while time.time() < start_at:
-        time.sleep(min(0.01, max(0.0, start_at - time.time())))
+    if go:
+        print("ready", flush=True)
+        sys.stdin.readline()
     cpu = cpu_seconds()
+    began = time.time()
     started = time.perf_counter()
     deadline = started + duration
     count = 0
@@ -67,6 +74,9 @@ def handshakes(
             count += 1
     seconds = time.perf_counter() - started
     return {
+        # The window the count is from, in epoch seconds: the bench takes the
+        # server's CPU over the same one.
+        "window": [began, time.time()],
         "count": count,
         "errors": errors,
         "error": error,
@@ -79,10 +89,10 @@ def handshakes(
 def main() -> None:
     """Parse the arguments, run, print the result."""
     arguments = parser(__doc__.splitlines()[1])
-    arguments.add_argument("--start-at", type=float, default=0.0, help="epoch seconds")
+    arguments.add_argument("--go", action="store_true", help=GO_HELP)
     arguments.add_argument("--duration", type=float, default=5.0)
     options = arguments.parse_args()
-    emit(handshakes(options.host, options.port, options.start_at, options.duration))
+    emit(handshakes(options.host, options.port, options.go, options.duration))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """
 Ping-pong: C{--connections} connections each sending a C{--size}-byte message and
 waiting for its echo before sending the next; counts round trips per second over
-C{--duration} seconds after C{--warmup}, starting at C{--start-at}.
+C{--duration} seconds after C{--warmup}, starting at once (at the bench's go, with
+C{--go}, once every connection is open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from typing import cast
 
 from bench.clients._common import (
+    GO_HELP,
     SERVER_NAME,
     client_context,
     cpu_seconds,
@@ -59,11 +62,14 @@ async def pingpong(
     ca: str | None,
     connections: int,
     size: int,
-    start_at: float,
+    go: bool,
     warmup: float,
     duration: float,
-) -> dict[str, float]:
-    """Open the connections, wait for C{start_at}, run, count inside the window."""
+) -> dict[str, float | list[float]]:
+    """
+    Open the connections; with C{go}, say C{ready} and wait for a line on
+    standard input; then run, count inside the window after the warm-up.
+    """
     loop = asyncio.get_running_loop()
     context = client_context(ca)
     message = b"p" * size
@@ -74,21 +80,34 @@ async def pingpong(
         for _ in range(connections)
     ]
     protocols = [protocol for _, protocol in opened]
-    await asyncio.sleep(max(0.0, start_at - time.time()))
+    if go:
+        print("ready", flush=True)
+        # Blocking: nothing else runs until the go.
+        sys.stdin.readline()
     for protocol in protocols:
         protocol.start()
     await asyncio.sleep(warmup)
     before = sum(p.count for p in protocols)
     cpu = cpu_seconds()
+    began = time.time()
     started = time.perf_counter()
     await asyncio.sleep(duration)
     count = sum(p.count for p in protocols) - before
     seconds = time.perf_counter() - started
+    # The window the count is from, in epoch seconds: the bench takes the
+    # server's CPU over the same one.
+    window = [began, time.time()]
     cpu = cpu_seconds() - cpu
     for transport, protocol in opened:
         protocol.running = False
         transport.close()
-    return {"count": count, "seconds": seconds, "rate": count / seconds, "cpu_seconds": cpu}
+    return {
+        "window": window,
+        "count": count,
+        "seconds": seconds,
+        "rate": count / seconds,
+        "cpu_seconds": cpu,
+    }
 
 
 def main() -> None:
@@ -96,7 +115,7 @@ def main() -> None:
     arguments = parser(__doc__.splitlines()[1])
     arguments.add_argument("--connections", type=int, default=25)
     arguments.add_argument("--size", type=int, default=64)
-    arguments.add_argument("--start-at", type=float, default=0.0, help="epoch seconds")
+    arguments.add_argument("--go", action="store_true", help=GO_HELP)
     arguments.add_argument("--warmup", type=float, default=1.0)
     arguments.add_argument("--duration", type=float, default=5.0)
     options = arguments.parse_args()
@@ -108,7 +127,7 @@ def main() -> None:
                 options.ca,
                 options.connections,
                 options.size,
-                options.start_at,
+                options.go,
                 options.warmup,
                 options.duration,
             ),

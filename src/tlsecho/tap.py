@@ -18,7 +18,11 @@ from twisted.application.service import MultiService
 from twisted.python import usage
 
 from ._app._configuration import ServerConfiguration
-from ._app._logs import relay_logs_to_main_process, use_log_format
+from ._app._logs import (
+    logs_to_standard_streams,
+    relay_logs_to_main_process,
+    use_log_format,
+)
 from ._app._runner import PluginService, SupervisorService
 from ._app._worker_process import MainProcessWatch, inherited_sockets
 from ._net._echofactory import EchoServerFactory
@@ -122,6 +126,9 @@ class Options(usage.Options):
             relay_logs_to_main_process(runner)
         else:
             use_log_format(runner, service.log_format)
+        # A start-up error is said once on standard error; logged too only
+        # when the log goes elsewhere (a file, syslog).
+        self["log-start-errors"] = not logs_to_standard_streams(runner)
 
 
 def makeService(options: Mapping[str, Any]) -> MultiService:
@@ -132,14 +139,17 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
     configuration: ServerConfiguration = options["configuration"]
     service = configuration.service
     inherited = options.get("inherited")
+    log_start_errors = options.get("log-start-errors", True)
     if service.workers > 1 and inherited is None:
-        return SupervisorService(
+        supervisor = SupervisorService(
             configuration,
             getattr(options, "arguments", []),
             service.workers,
             shutdown_timeout=service.shutdown_timeout,
             metrics=service.metrics,
         )
+        supervisor.log_start_errors = log_start_errors
+        return supervisor
     factory = EchoServerFactory(
         handshake_timeout=service.handshake_timeout,
         idle_timeout=service.idle_timeout,
@@ -157,6 +167,7 @@ def makeService(options: Mapping[str, Any]) -> MultiService:
         # A worker counts; its main process serves what all of them counted.
         serve_metrics=inherited is None,
     )
+    plugin.log_start_errors = log_start_errors
     if inherited is not None:
         MainProcessWatch().setServiceParent(plugin)
     return plugin

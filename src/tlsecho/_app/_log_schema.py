@@ -63,7 +63,10 @@ EVENTS = {
     "server.closing": "the drain time is over: closing what is still open",
     "server.aborting": "aborting connections that did not close",
     "config.warning": "something in the configuration will not work as one may think",
-    "config.error": "a setting cannot be applied at start (the process exits)",
+    "config.error": (
+        "a setting cannot be applied at start (the process exits; logged when the "
+        "log goes to a file or syslog, else standard error alone has it)"
+    ),
     "reload.started": "--workers: SIGHUP passed on to every worker",
     "reload.ok": "the TLS configuration was reloaded",
     "reload.failed": "a reload failed; the previous configuration still serves",

@@ -41,6 +41,7 @@ __all__ = [
     "json_event",
     "json_lines_observer",
     "json_stdout_observer",
+    "logs_to_standard_streams",
     "relay_logs_to_main_process",
     "use_log_format",
 ]
@@ -115,6 +116,30 @@ def use_log_format(runner_options: Any, log_format: str) -> None:
             runner_options["logger"] = f"{__name__}.json_stdout_observer"
         else:
             use_twistd_text(runner_options)
+
+
+def logs_to_standard_streams(runner_options: Any) -> bool:
+    """
+    Whether the runner (twistd or twist) whose options these are writes its
+    log to standard output or standard error: C{twistd -n} without
+    C{--logfile} or C{--syslog}, C{twist} without C{--log-file FILE}, and
+    tlsecho's own JSON observer.  A C{--logger} of one's own may write
+    anywhere: not counted.
+    """
+    if "logFile" in runner_options:  # twist
+        return runner_options["logFile"] in (
+            sys.stdout,
+            sys.stderr,
+            sys.__stdout__,
+            sys.__stderr__,
+        )
+    logger = runner_options.get("logger")
+    if logger is not None:
+        return logger in (json_stdout_observer, f"{__name__}.json_stdout_observer")
+    if runner_options.get("syslog"):
+        return False
+    logfile = runner_options.get("logfile")
+    return logfile == "-" or (not logfile and bool(runner_options.get("nodaemon")))
 
 
 #: The field a worker adds to each event: its message, formatted where the

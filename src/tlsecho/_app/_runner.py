@@ -2,8 +2,9 @@
 The echo service as the twistd and twist runners run it.
 
 A port that cannot be bound ends the process with one line on standard error
-and status 1, not a traceback; SIGHUP reloads the TLS configuration; SIGTERM
-drains open connections and exits 0.
+and status 1, not a traceback (logged too when the log goes to a file, never
+twice where one person reads both); SIGHUP reloads the TLS configuration;
+SIGTERM drains open connections and exits 0.
 """
 
 from __future__ import annotations
@@ -41,14 +42,18 @@ class _AsTheRunnersRunIt(MultiService):
 
     _reactor: Any
     _previous_hangup: Any = None
+    #: Whether a start-up error is logged as well as said on standard error:
+    #: not when the log goes to standard output or error itself (twistd -n,
+    #: twist), where the same line would show twice.
+    log_start_errors: bool = True
 
     def privilegedStartService(self) -> None:
-        _exit_on_configuration_error(super().privilegedStartService)
+        _exit_on_configuration_error(super().privilegedStartService, self.log_start_errors)
 
     def startService(self) -> None:
         if not getattr(self, "_worker", False):  # the main process tells systemd
             cast(Any, self).lifecycle.notifier = Notifier.from_environment()
-        _exit_on_configuration_error(super().startService)
+        _exit_on_configuration_error(super().startService, self.log_start_errors)
         reactor = self._reactor
         reload = cast(Any, self).reload
         self._previous_hangup = signal.signal(
@@ -90,14 +95,20 @@ class SupervisorService(_AsTheRunnersRunIt, WorkerSupervisor):
     """
 
 
-def _exit_on_configuration_error(start: Callable[[], None]) -> None:
+def _exit_on_configuration_error(start: Callable[[], None], log: bool = True) -> None:
+    """
+    Call C{start}; a L{ConfigurationError} ends the process with status 1 and
+    one line on standard error (and in the log, if C{log}).
+    """
     try:
         start()
     except ConfigurationError as e:
         message = e.for_surface(Surface.COMMAND_LINE)
-        _log.error("{error}", error=message, event="config.error")
+        if log:
+            _log.error("{error}", error=message, event="config.error")
         # twistd has replaced sys.stderr with the log by now; say it on the
-        # real standard error too, where scripts look.
+        # real standard error, where scripts look.
         if sys.__stderr__ is not None:
             sys.__stderr__.write(f"tlsecho: {message}\n")
+            sys.__stderr__.flush()
         raise SystemExit(1) from None

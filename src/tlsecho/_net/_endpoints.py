@@ -29,7 +29,7 @@ from twisted.internet.interfaces import (
 )
 
 from .._settings._errors import ConfigurationError
-from .._tls._tlsprotocol import tls_client_endpoint, tls_server_endpoint
+from .._tls._tlsendpoints import tls_client_endpoint, tls_server_endpoint
 from ._eager import eager_endpoint
 from ._listen import ListenDescription
 from ._proxy import TrustedSources, proxy_endpoint

@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography import x509
 
 from . import _files, _pem, _pkcs12
+from ._chain_gaps import chain_gap
 from ._revocation import crl_problems, load_crls, load_ocsp_response
 from ._ticket_keys import load_ticket_keys
 from ._tls_settings import SNICertificate, TLSSettings
@@ -58,6 +59,7 @@ class Material:
     What the files of one L{TLSSettings} hold, loaded and checked.
 
     @ivar chain: The certificate chain, leaf first (empty without C{certificate}).
+    @ivar certificate_file: The file C{chain} came from.
     @ivar key: The chain's private key (L{None} without C{certificate}).
     @ivar trusted: The CA certificates from every C{ca} file, in order.
     @ivar sni_identities: Each C{sni} entry with its chain and key.
@@ -69,6 +71,7 @@ class Material:
     """
 
     chain: tuple[x509.Certificate, ...] = ()
+    certificate_file: Path | None = None
     key: _pem.TLSPrivateKey | None = None
     trusted: tuple[x509.Certificate, ...] = ()
     sni_identities: tuple[SNIIdentity, ...] = ()
@@ -122,6 +125,7 @@ class Material:
             _files.check_keylog_file(settings.keylog_file, "--keylog-file")
         return cls(
             chain=chain,
+            certificate_file=settings.certificate,
             key=key,
             trusted=trusted,
             sni_identities=sni_identities,
@@ -136,15 +140,39 @@ class Material:
         """
         Each served chain, named by the option that gives it.
         """
-        served = [("--cert", self.chain)] if self.chain else []
+        return [(option, chain) for option, _, chain in self._served_files()]
+
+    def _served_files(
+        self,
+    ) -> list[tuple[str, Path | None, tuple[x509.Certificate, ...]]]:
+        """
+        Each served chain, named by the option that gives it, with its file.
+        """
+        served = [("--cert", self.certificate_file, self.chain)] if self.chain else []
         return served + [
-            (f"--sni {entry.name}=", chain) for entry, chain, _ in self.sni_identities
+            (f"--sni {entry.name}=", entry.certificate, chain)
+            for entry, chain, _ in self.sni_identities
         ]
+
+    def chain_gaps(self) -> list[str]:
+        """
+        One warning per served chain that leaves out an intermediate CA
+        (L{tlsecho._settings._chain_gaps}).
+        """
+        served = self._served_files()
+        seen = [(f"{option} {path}", c) for option, path, chain in served for c in chain]
+        found = []
+        for option, path, chain in served:
+            gap = chain_gap(option, path, chain, seen, self.trusted)
+            if gap is not None:
+                found.append(gap)
+        return found
 
     def warnings(self, now: datetime.datetime | None = None) -> list[str]:
         """
         What is valid but worth a warning: served certificates that expire
-        within 30 days, or that are self-signed; CRLs that cannot work (see
+        within 30 days, or that are self-signed; a chain without its
+        intermediate CA (L{chain_gaps}); CRLs that cannot work (see
         L{crl_warnings}); a key log; C{--profile old}.
         """
         now = now or datetime.datetime.now(datetime.UTC)
@@ -162,6 +190,7 @@ class Material:
                     f"{option}: certificate {_pem.describe(leaf)} is self-signed: "
                     "clients can only trust it by pinning it"
                 )
+        found.extend(self.chain_gaps())
         found.extend(self.crl_warnings(now=now))
         if self.legacy_profile:
             found.append(OLD_PROFILE_WARNING)

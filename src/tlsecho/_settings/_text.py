@@ -70,6 +70,10 @@ def printable(value: str | bytes | None, limit: int = MAX_PEER_TEXT) -> str:
             text = str(value)
         except Exception:
             text = f"<{type(value).__name__}>"
+    if len(text) <= limit and text.isascii() and text.isprintable():
+        # The common case, at C speed: in ASCII only the controls (category
+        # Cc, all unprintable) are escaped.
+        return text
     parts: list[str] = []
     length = 0
     for character in text:

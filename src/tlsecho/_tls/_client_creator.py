@@ -27,9 +27,13 @@ from .._settings._options import Side
 from .._settings._reference_name import ReferenceName, reference_name
 from .._settings._tls_settings import TLSSettings, VerifyMode
 from ._contexts import TrustRoot, finish, options_for
-from ._openssl_internals import expect_peer_name, session_reused
+from ._openssl_internals import (
+    expect_peer_name,
+    send_bad_certificate_on_refusal,
+    session_reused,
+)
 from ._refusals import register_trust
-from ._server_checks import HandshakeCheck, NameCheck, check_staple, fingerprint
+from ._server_checks import HandshakeCheck, NameCheck, PinCheck, check_staple, fingerprint
 
 __all__ = ["client_creator", "keep_session", "resumed"]
 
@@ -96,8 +100,19 @@ class _ClientCreator:
         if self._trust is not None:
             register_trust(connection, self._trust.store)
             expect_peer_name(connection, self._reference.address or self._reference.text)
-            names = NameCheck(self._reference)
+            names = NameCheck(self._reference, self._settings.pins)
             connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, names)
+            # A leaf refused by tlsecho's own checks (key usage, pins): the
+            # server hears bad_certificate, not internal_error.
+            send_bad_certificate_on_refusal(connection)
+        elif self._settings.pins:
+            # --verify none: only the pins are checked, in the verify callback,
+            # so that a refused key reaches the server as bad_certificate.
+            connection.set_verify(
+                SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+                PinCheck(self._settings.pins),
+            )
+            send_bad_certificate_on_refusal(connection, over_chain_errors=True)
         if self._settings.require_ocsp_staple:
             connection.request_ocsp()
         resumed = None

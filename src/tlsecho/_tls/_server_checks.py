@@ -2,6 +2,10 @@
 What a tlsecho client checks about the server, beyond OpenSSL's chain
 verification: the name, the key usage, the SPKI pins and the OCSP staple.
 
+Every check that refuses the server does so inside the verify callback, so
+that OpenSSL ends the handshake with an alert and the server can say that
+its certificate was refused (not that the connection was lost).
+
 The checks fail closed.  Twisted's C{ClientTLSOptions} has a verify callback
 that logs whatever C{service_identity} raises (an unreadable subjectAltName,
 no subjectAltName at all) and then returns the chain's verdict: fail-open.
@@ -34,7 +38,7 @@ from .._settings._revocation import check_ocsp_staple
 from ._openssl_internals import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, session_reused
 from ._refusals import record_refusal, record_verify_error
 
-__all__ = ["HandshakeCheck", "NameCheck", "check_staple", "fingerprint"]
+__all__ = ["HandshakeCheck", "NameCheck", "PinCheck", "check_staple", "fingerprint"]
 
 _log = Logger()
 
@@ -55,24 +59,70 @@ def fingerprint(certificate: x509.Certificate) -> bytes:
     return hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
 
 
+def _pin_problem(leaf: x509.Certificate | None, pins: frozenset[bytes]) -> str | None:
+    """
+    Why C{leaf}'s key matches none of C{pins}, or L{None} if it matches one
+    (or there are no pins).
+    """
+    if not pins or (leaf is not None and spki_sha256(leaf) in pins):
+        return None
+    shown = describe_identity(leaf) if leaf is not None else "no certificate"
+    return f"certificate pin mismatch: the server's key ({shown}) matches no --pin-spki"
+
+
+class PinCheck:
+    """
+    The verify callback of a client connection that pins the server's key
+    without verifying the chain (C{--verify none --pin-spki}): any chain is
+    let through but a leaf whose key matches no pin, which is refused there,
+    so that OpenSSL sends the server an alert.
+    """
+
+    def __init__(self, pins: frozenset[bytes]):
+        self._pins = pins
+
+    def __call__(
+        self,
+        connection: SSL.Connection,
+        certificate: crypto.X509,
+        error: int,
+        depth: int,
+        ok: int,
+    ) -> bool:
+        if depth != 0:
+            return True
+        try:
+            problem = _pin_problem(certificate.to_cryptography(), self._pins)
+        except Exception as e:
+            problem = (
+                "certificate verify failed: the server's certificate could not be "
+                f"checked ({type(e).__name__}: {_shown(e)})"
+            )
+        if problem is not None:
+            record_refusal(connection, problem)
+            return False
+        return True
+
+
 class NameCheck:
     """
     The verify callback of one client connection: OpenSSL's verdict on the
     chain (which includes its own host check) and, for the leaf, the
-    C{service_identity} name check and the key usage check.  It says yes only
-    when every check positively succeeded, and remembers which leaf it
-    approved for L{HandshakeCheck}.  Whatever goes wrong is a refusal, with
-    its words recorded for L{tlsecho._tls._diagnosis.describe_failure}
-    (L{tlsecho._tls._refusals}).
+    C{service_identity} name check, the key usage check and the SPKI pins.
+    It says yes only when every check positively succeeded, and remembers
+    which leaf it approved for L{HandshakeCheck}.  Whatever goes wrong is a
+    refusal, with its words recorded for
+    L{tlsecho._tls._diagnosis.describe_failure} (L{tlsecho._tls._refusals}).
     """
 
-    def __init__(self, reference: ReferenceName):
+    def __init__(self, reference: ReferenceName, pins: frozenset[bytes] = frozenset()):
         self._reference = reference
         self._id: DNS_ID | IPAddress_ID = (
             IPAddress_ID(reference.text)
             if reference.address is not None
             else DNS_ID(reference.text)
         )
+        self._pins = pins
         self.approved: bytes | None = None
 
     def __call__(
@@ -116,7 +166,11 @@ class NameCheck:
         if depth != 0:
             return True
         leaf = certificate.to_cryptography()
-        problem = self._name_problem(leaf) or _key_usage_problem(leaf)
+        problem = (
+            self._name_problem(leaf)
+            or _key_usage_problem(leaf)
+            or _pin_problem(leaf, self._pins)
+        )
         if problem is not None:
             record_refusal(connection, problem)
             return False
@@ -196,6 +250,9 @@ class HandshakeCheck:
     An info callback that, when the handshake is done, fails the connection
     unless the name check approved the very certificate the server sent (when
     verifying) and the server's key matches one of the SPKI pins (if any).
+    The verify callbacks (L{NameCheck}, L{PinCheck}) have refused such a
+    server already, with an alert; this is the second gate, and the only one
+    for a resumed session.
 
     A resumed session runs no verify callback: its certificate counts as
     approved only when the connection resumed the very session offered for
@@ -238,13 +295,7 @@ class HandshakeCheck:
                 approved = self._resumed
             if approved is None or leaf is None or approved != fingerprint(leaf):
                 return "certificate verify failed: the server's certificate was not checked"
-        if self._pins and (leaf is None or spki_sha256(leaf) not in self._pins):
-            shown = describe_identity(leaf) if leaf is not None else "no certificate"
-            return (
-                f"certificate pin mismatch: the server's key ({shown}) "
-                "matches no --pin-spki"
-            )
-        return None
+        return _pin_problem(leaf, self._pins)
 
 
 def check_staple(connection: SSL.Connection, staple: bytes, data: object) -> bool:

@@ -86,6 +86,12 @@ def set_ticket_keys(context: SSL.Context, keys: bytes) -> bool:
     )
 
 
+#: How L{set_session_context_on_client_hello} calls C{SSL_set_msg_callback}.
+STOP_MESSAGES_SIGNATURE = (
+    "void (*)(SSL *, void (*)(int, int, int, void *, size_t, SSL *, void *))"
+)
+
+
 def set_session_context_on_client_hello(
     context: SSL.Context, choose: Callable[[bytes], bytes]
 ) -> None:
@@ -114,6 +120,16 @@ def set_session_context_on_client_hello(
         "SSL_set_session_id_context",
         "int (*)(SSL *, const unsigned char *, unsigned int)",
     )
+    # OpenSSL calls the callback for every record and message of the
+    # connection (about 36 per handshake); once the ClientHello is handled,
+    # the connection's own callback is cleared (SSL_set_msg_callback, found
+    # like the setter; without it, the callback just keeps returning early).
+    try:
+        stop_messages: Any = _symbols.openssl_function(
+            "SSL_set_msg_callback", STOP_MESSAGES_SIGNATURE
+        )
+    except _symbols.Unavailable:
+        stop_messages = None
 
     @ffi.callback("void (*)(int, int, int, void *, size_t, SSL *, void *)")  # type: ignore[untyped-decorator]
     def on_message(
@@ -129,6 +145,8 @@ def set_session_context_on_client_hello(
         except Exception:
             bound = os.urandom(32)  # a context no session has
         set_context(ssl, bound, len(bound))
+        if stop_messages is not None:
+            stop_messages(ssl, ffi.NULL)
 
     context._tlsecho_message_callback = on_message  # type: ignore[attr-defined]  # keep it alive
     lib.SSL_CTX_set_msg_callback(context._context, on_message)
