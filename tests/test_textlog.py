@@ -34,6 +34,7 @@ from tlsecho._app._logs import (
     LogRelay,
     json_event,
     json_stdout_observer,
+    logs_to_standard_streams,
     relay_logs_to_main_process,
 )
 from tlsecho._app._textlog import (
@@ -257,3 +258,24 @@ def test_twistd_logger_option_is_kept() -> None:
             ["-n", "--pidfile=", "--logger", logger, "tlsecho", "--log-format", log_format]
         )
         assert config["logger"] is json_stdout_observer
+
+
+@pytest.mark.parametrize(
+    ("arguments", "standard"),
+    [
+        ([], True),
+        (["--logfile=-"], True),
+        (["--logfile=LOG"], False),
+        (["--syslog"], False),
+    ],
+)
+def test_twistd_text_goes_where_twistds_would(
+    tmp_path: Path, arguments: list[str], standard: bool
+) -> None:
+    """With tlsecho's text observer, twistd's log still counts as standard output
+    when twistd's own would be (a start-up error is said there once)."""
+    arguments = [a.replace("LOG", str(tmp_path / "log")) for a in arguments]
+    config = ServerOptions()
+    config.parseOptions(["-n", "--pidfile=", *arguments, "tlsecho"])
+    assert config["logger"] is twistd_text_observer
+    assert logs_to_standard_streams(config) is standard

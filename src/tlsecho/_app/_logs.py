@@ -33,7 +33,7 @@ from twisted.logger import (
 
 from .._net._connlog import MESSAGE
 from ._log_schema import json_line
-from ._textlog import text_observer, use_twistd_text
+from ._textlog import TWISTD_TEXT, text_observer, twistd_text_observer, use_twistd_text
 
 __all__ = [
     "RELAYED_TEXT",
@@ -124,7 +124,8 @@ def logs_to_standard_streams(runner_options: Any) -> bool:
     log to standard output or standard error: C{twistd -n} without
     C{--logfile} or C{--syslog}, C{twist} without C{--log-file FILE}, and
     tlsecho's own JSON observer.  A C{--logger} of one's own may write
-    anywhere: not counted.
+    anywhere: not counted.  tlsecho's twistd text observer writes where
+    twistd's default would.
     """
     if "logFile" in runner_options:  # twist
         return runner_options["logFile"] in (
@@ -134,7 +135,7 @@ def logs_to_standard_streams(runner_options: Any) -> bool:
             sys.__stderr__,
         )
     logger = runner_options.get("logger")
-    if logger is not None:
+    if logger is not None and logger not in (twistd_text_observer, TWISTD_TEXT):
         return logger in (json_stdout_observer, f"{__name__}.json_stdout_observer")
     if runner_options.get("syslog"):
         return False

@@ -30,6 +30,7 @@ from twisted.logger import (
 from .._net._connlog import MESSAGE
 
 __all__ = [
+    "TWISTD_TEXT",
     "ClassicText",
     "SecondClock",
     "classic_text",
@@ -116,6 +117,8 @@ def text_observer(out: IO[Any]) -> FileLogObserver:
 #: The options of the twistd run whose text observer tlsecho makes (one run
 #: per process).
 _twistd_options: list[Any] = []
+#: The name twistd imports L{twistd_text_observer} by (C{--logger}).
+TWISTD_TEXT = f"{__name__}.twistd_text_observer"
 
 
 def use_twistd_text(runner_options: Any) -> None:
@@ -126,7 +129,7 @@ def use_twistd_text(runner_options: Any) -> None:
     no arguments; the options are kept here for it to read.
     """
     _twistd_options[:] = [runner_options]
-    runner_options["logger"] = f"{__name__}.twistd_text_observer"
+    runner_options["logger"] = TWISTD_TEXT
 
 
 def twistd_text_observer() -> ILogObserver:
