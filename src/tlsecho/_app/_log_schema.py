@@ -131,7 +131,20 @@ FIELDS = {
 _SOURCES = {"duration_s": "duration", "listen": "description", "logger": "log_namespace"}
 
 
+#: The last second L{_time} formatted, and its text up to the milliseconds.
+_clock: list[Any] = [None, ""]
+
+
 def _time(seconds: float) -> str:
+    if type(seconds) is float and seconds >= 0:
+        second = int(seconds)
+        # As datetime.fromtimestamp rounds: to the microsecond, half to even.
+        microsecond = round((seconds - second) * 1e6)
+        if microsecond < 1_000_000:
+            if second != _clock[0]:
+                when = datetime.datetime.fromtimestamp(second, datetime.UTC)
+                _clock[:] = [second, when.strftime("%Y-%m-%dT%H:%M:%S.")]
+            return f"{_clock[1]}{microsecond // 1000:03d}Z"
     when = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 

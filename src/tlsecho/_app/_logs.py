@@ -5,7 +5,10 @@ the relay of a worker's log events to its main process (C{--workers}).
 Each log event becomes one flat JSON object per line, in the schema of
 L{tlsecho._app._log_schema}: time, level, event name, message and, for a
 connection, its fields.  The text log (the default, under twistd and twist
-alike) is the runners' own.
+alike) is Twisted's classic lines, written by L{tlsecho._app._textlog}.
+
+A connection's event carries its message formatted already (L{MESSAGE}), so
+neither log formats it again.
 
 A worker writes Twisted's own JSON (every field, with the level and failure
 objects) for its main process to read back as events (L{LogRelay}); that is
@@ -26,10 +29,11 @@ from twisted.logger import (
     formatEvent,
     globalLogPublisher,
     jsonFileLogObserver,
-    textFileLogObserver,
 )
 
+from .._net._connlog import MESSAGE
 from ._log_schema import json_line
+from ._textlog import TWISTD_TEXT, text_observer, twistd_text_observer, use_twistd_text
 
 __all__ = [
     "RELAYED_TEXT",
@@ -58,9 +62,17 @@ def json_event(event: LogEvent) -> str:
         event,
         seconds=event.get("log_time") or time.time(),
         level=str(getattr(event.get("log_level"), "name", "info")),
-        message=formatEvent(event),
+        message=_message(event),
         traceback=traceback,
     )
+
+
+def _message(event: LogEvent) -> str:
+    """
+    C{event}'s message: what L{formatEvent} makes of it, formatted already or not.
+    """
+    message = event.get(MESSAGE)
+    return message if type(message) is str else formatEvent(event)
 
 
 def json_lines_observer(out: IO[Any]) -> ILogObserver:
@@ -88,18 +100,22 @@ def use_log_format(runner_options: Any, log_format: str) -> None:
     """
     Make the runner (twistd or twist) whose options these are log in
     C{log_format} (C{"text"} or C{"json"}), unless twistd's own C{--logger}
-    already chose an observer.
+    already chose an observer.  Text is Twisted's classic lines, as the
+    runners write them, written by L{tlsecho._app._textlog}.
     """
     if "fileLogObserverFactory" in runner_options or "logFormat" in runner_options:
         # twist: its own --log-format (whose default is JSON when standard
         # output is not a terminal) has no say over our subcommand's flag.
         runner_options["fileLogObserverFactory"] = (
-            json_lines_observer if log_format == "json" else textFileLogObserver
+            json_lines_observer if log_format == "json" else text_observer
         )
         runner_options["logFormat"] = log_format
-    elif log_format == "json" and runner_options.get("logger") is None:
+    elif runner_options.get("logger") is None:
         # twistd: an observer factory named like --logger would.
-        runner_options["logger"] = f"{__name__}.json_stdout_observer"
+        if log_format == "json":
+            runner_options["logger"] = f"{__name__}.json_stdout_observer"
+        else:
+            use_twistd_text(runner_options)
 
 
 def logs_to_standard_streams(runner_options: Any) -> bool:
@@ -108,7 +124,8 @@ def logs_to_standard_streams(runner_options: Any) -> bool:
     log to standard output or standard error: C{twistd -n} without
     C{--logfile} or C{--syslog}, C{twist} without C{--log-file FILE}, and
     tlsecho's own JSON observer.  A C{--logger} of one's own may write
-    anywhere: not counted.
+    anywhere: not counted.  tlsecho's twistd text observer writes where
+    twistd's default would.
     """
     if "logFile" in runner_options:  # twist
         return runner_options["logFile"] in (
@@ -118,7 +135,7 @@ def logs_to_standard_streams(runner_options: Any) -> bool:
             sys.__stderr__,
         )
     logger = runner_options.get("logger")
-    if logger is not None:
+    if logger is not None and logger not in (twistd_text_observer, TWISTD_TEXT):
         return logger in (json_stdout_observer, f"{__name__}.json_stdout_observer")
     if runner_options.get("syslog"):
         return False
@@ -127,8 +144,11 @@ def logs_to_standard_streams(runner_options: Any) -> bool:
 
 
 #: The field a worker adds to each event: its message, formatted where the
-#: values are (a JSON round trip loses format specs such as C{{duration:.3f}}).
-RELAYED_TEXT = "tlsecho_text"
+#: values are (a JSON round trip loses format specs such as C{{duration:.3f}}),
+#: unless the event has it already (a connection's, L{MESSAGE}).
+RELAYED_TEXT = MESSAGE
+#: The format of a relayed event: its message, formatted in the worker.
+_RELAYED = "{" + RELAYED_TEXT + "}"
 
 
 def relay_logs_to_main_process(runner_options: Any) -> None:
@@ -142,7 +162,9 @@ def relay_logs_to_main_process(runner_options: Any) -> None:
         json_observer = jsonFileLogObserver(out)
 
         def observe(event: LogEvent) -> None:
-            json_observer({**event, RELAYED_TEXT: formatEvent(event)})
+            # The main process formats the message as "{tlsecho_text}" (and
+            # so does Twisted's JSON, flattening the event: cheap that way).
+            json_observer({**event, RELAYED_TEXT: _message(event), "log_format": _RELAYED})
 
         return cast(ILogObserver, observe)
 
@@ -188,7 +210,7 @@ class LogRelay:
                 continue
             if RELAYED_TEXT in event:
                 # Formatted in the worker, where the values were.
-                event["log_format"] = "{" + RELAYED_TEXT + "}"
+                event["log_format"] = _RELAYED
                 event.pop("log_flattened", None)
             event["worker"] = self.number
             event["log_system"] = f"worker {self.number}"

@@ -22,6 +22,7 @@ from .._settings._text import printable
 
 __all__ = [
     "HEALTH_CHECK",
+    "MESSAGE",
     "Ending",
     "LogLine",
     "connection_fields",
@@ -32,6 +33,11 @@ __all__ = [
 
 #: The reason of a load balancer's health check (counted, not logged).
 HEALTH_CHECK = "health check"
+#: The key of an event's message, formatted already: a connection's (its
+#: L{LogLine.text}, which tlsecho's observers write as it is instead of
+#: formatting the event again), or a worker's relayed event's.  An event that
+#: has it must format (L{twisted.logger.formatEvent}) to exactly that text.
+MESSAGE = "tlsecho_text"
 #: The stage of a connection whose PROXY header was refused.
 PROXY_STAGE = "PROXY header"
 
@@ -234,9 +240,9 @@ class LogLine(NamedTuple):
 
     def text(self) -> str:
         """
-        The message, as a log observer formats it.
+        The message, as a log observer formats it (L{MESSAGE}).
         """
-        return self.format.format(**self.fields)
+        return self.format.format_map(self.fields)
 
 
 def ended_line(fields: Mapping[str, Any]) -> LogLine | None:

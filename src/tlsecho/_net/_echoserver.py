@@ -25,7 +25,7 @@ from .._settings._text import printable
 from .._tls._diagnosis import is_tls_transport
 from .._tls._tlsprotocol import unbuffered_write
 from ._connection import describe_connection
-from ._connlog import ended_line, fallback_fields
+from ._connlog import MESSAGE, ended_line, fallback_fields
 from ._proxy import after_proxy_header
 
 if TYPE_CHECKING:
@@ -222,8 +222,10 @@ class EchoServerProtocol(Protocol):
     def _log_ended(self, fields: dict[str, Any]) -> None:
         line = ended_line(fields)
         if line is not None:
+            # The message goes with the event, formatted: tlsecho's observers
+            # write it as it is (the line is logged for every connection).
             log = self.log.warn if line.warning else self.log.info
-            log(line.format, **line.fields, event=line.event)
+            log(line.format, **line.fields, event=line.event, **{MESSAGE: line.text()})
 
     def _fallback_fields(self) -> dict[str, Any]:
         """
