@@ -53,17 +53,10 @@ from zope.interface import implementer
 
 from ._openssl_internals import RecordLayer, record_layer
 
-__all__ = ["OVERRIDDEN", "TLSFactory", "TLSProtocol", "unbuffered_write"]
+__all__ = ["TLSFactory", "TLSProtocol", "unbuffered_write"]
 
 #: The most plaintext one TLS record carries.
 _RECORD = 2**14
-
-#: What L{TLSProtocol} overrides or relies on in
-#: L{twisted.protocols.tls.TLSMemoryBIOProtocol}: if upstream renames any of
-#: these, the override silently stops applying (a test checks they exist).
-OVERRIDDEN = tuple(
-    ["dataReceived", "_flushReceiveBIO", "_flushSendBIO", "_write", "_checkHandshakeStatus", "_tlsConnection", "_aborted", "_handshakeDone", "_lostTLSConnection", "_appSendBuffer", "_unbufferPendingWrites", "_bufferedWrite", "_shutdownTLS", "_tlsShutdownFinished", "connectionLost", "makeConnection", "_connectWrapped"]
-)
 
 
 @implementer(ISSLTransport)
