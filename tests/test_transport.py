@@ -546,6 +546,11 @@ def test_lose_write_connection_keeps_reading(tls_files: TLSFiles, variant: str) 
     run.settle()
     assert run.client_state == "close_notify"
     assert not run.wire.disconnecting
+    run.server.write(b"dropped, as on TCP after loseWriteConnection")
+    run.clock.advance(0)
+    run.settle()
+    assert run.received == b"first"
+    assert not run.wire.disconnecting
     run.client.send(b"late")
     run.to_server(run.client_output())
     assert run.app.data == b"firstlate"

@@ -174,8 +174,8 @@ class TLSProtocol(BufferingTLSTransport):
         OpenSSL cannot take yet (a handshake in progress) for later.
         """
         records = self._records
-        if self._lostTLSConnection or records is None:
-            return
+        if self._lostTLSConnection or self._writeClosed or records is None:
+            return  # after loseWriteConnection, writes are dropped, as TCP's are
         size = len(data)
         whole = size <= _RECORD
         offset = 0
