@@ -2,10 +2,11 @@
 tlsecho's TLS transport: Twisted's, with tlsecho's own data path.
 
 L{TLSProtocol} keeps what Twisted's L{TLSMemoryBIOProtocol} gives protocols
-(C{ISSLTransport}, C{getPeerCertificate}, C{negotiatedProtocol},
-C{IHandshakeListener}, producer and consumer, half-close, C{loseConnection}
-with close_notify, C{abortConnection}, writes queued until the handshake ends)
-and replaces the methods that move bytes:
+(C{getPeerCertificate}, C{negotiatedProtocol}, C{IHandshakeListener},
+producer and consumer, C{loseConnection} with close_notify,
+C{abortConnection}, writes queued until the handshake ends), declares
+C{ISSLTransport}, adds TLS half-close, and replaces the methods that move
+bytes:
 
   - Records go through a L{RecordLayer} (L{tlsecho._tls._openssl_internals}):
     OpenSSL's calls made with return codes and one reusable buffer, where
@@ -65,8 +66,8 @@ class TLSProtocol(BufferingTLSTransport):
     Twisted's TLS transport with tlsecho's data path: every record moved by
     return codes through a L{RecordLayer}, every handshake flight sent whole.
 
-    Upstream's producer and consumer, half-close, C{loseConnection} with
-    close_notify, C{abortConnection}, queued writes before the handshake ends,
+    Upstream's producer and consumer, C{loseConnection} with close_notify,
+    C{abortConnection}, queued writes before the handshake ends,
     C{getPeerCertificate} and C{negotiatedProtocol} are kept as they are; the
     methods that move bytes are replaced.  It adds TLS half-close: an
     application that provides C{IHalfCloseableProtocol} hears the peer's
