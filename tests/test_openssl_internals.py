@@ -211,6 +211,20 @@ def test_record_layer_moves_records_with_return_codes() -> None:
             records.read()
 
 
+def test_record_layer_falls_back_when_pyopenssl_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If pyOpenSSL lost a binding or attribute the lean layer needs, it says which,
+    and connections get the public layer: tlsecho keeps working."""
+    monkeypatch.setitem(
+        _records.REQUIRED, "connection", (*_records.REQUIRED["connection"], "_gone")
+    )
+    assert _records.lean_unavailable() == "pyOpenSSL's binding lacks Connection._gone"
+    monkeypatch.setattr(_records, "_choice", [])
+    connection = SSL.Connection(SSL.Context(SSL.TLS_METHOD), None)
+    assert isinstance(_records.record_layer(connection), _records._PublicRecords)
+
+
 def test_transport_variable_chooses_the_public_record_layer() -> None:
     """TLSECHO_TLS_TRANSPORT=pyopenssl makes every connection use pyOpenSSL's
     public calls; unset, the lean layer."""

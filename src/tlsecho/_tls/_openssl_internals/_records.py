@@ -8,8 +8,8 @@ A L{RecordLayer} wraps one pyOpenSSL C{Connection} made with memory BIOs
 L{feed} the bytes the network brought, L{read} the plaintext they make, L{write}
 plaintext, and L{take} what OpenSSL wants sent.  The lean one
 (L{_BindingRecords}) calls C{BIO_write}, C{SSL_read}, C{SSL_write},
-C{SSL_get_error}, C{BIO_get_mem_data} (the pending count, C{BIO_CTRL_INFO}) and
-C{BIO_read} on the C{SSL*} and C{BIO*} pyOpenSSL holds privately
+C{SSL_get_error}, C{SSL_pending}, C{BIO_get_mem_data} (the pending count,
+C{BIO_CTRL_INFO}) and C{BIO_read} on the C{SSL*} and C{BIO*} pyOpenSSL holds privately
 (C{Connection._ssl}, C{_into_ssl}, C{_from_ssl}).  What it saves, per record,
 against pyOpenSSL's public calls (C{bio_write}, C{recv}, C{send},
 C{bio_read}): an exception raised and caught for every "nothing more to read"
@@ -70,9 +70,16 @@ REQUIRED = {
         "SSL_read",
         "SSL_write",
         "SSL_get_error",
+        "SSL_pending",
         "SSL_ERROR_WANT_READ",
     ),
-    "connection": ("_ssl", "_into_ssl", "_from_ssl", "_raise_ssl_error"),
+    "connection": (
+        "_ssl",
+        "_into_ssl",
+        "_from_ssl",
+        "_raise_ssl_error",
+        "_handle_bio_errors",
+    ),
 }
 
 #: The most plaintext one TLS record carries; one SSL_read gives at most this.
