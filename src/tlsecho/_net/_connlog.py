@@ -29,6 +29,7 @@ __all__ = [
     "ended_line",
     "fallback_fields",
     "format_address",
+    "peer_ip",
 ]
 
 #: The reason of a load balancer's health check (counted, not logged).
@@ -49,6 +50,27 @@ _ENDED = (
     "{duration:.3f}s ({tls_version}, {cipher}, group {group}, SNI {sni}, ALPN {alpn}, "
     "client {client})"
 )
+
+
+def peer_ip(address: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """
+    The IP address of C{address} (a Twisted address), canonical: an IPv4
+    address mapped into IPv6 is the IPv4 address, a scope is dropped;
+    L{None} for what has no IP address (a UNIX socket's peer, a PROXY header
+    naming no client, a host that is not an address).  Never raises.
+    """
+    host = getattr(address, "host", None)
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    if not isinstance(host, str):
+        return None
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def format_address(address: object) -> str:

@@ -14,7 +14,6 @@ addresses ever connected.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any, cast
 from typing import Protocol as TypingProtocol
@@ -23,7 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
-from ._connlog import format_address
+from ._connlog import format_address, peer_ip
 from ._echoserver import EchoServerProtocol
 
 __all__ = [
@@ -63,22 +62,11 @@ class ConnectionMetrics(TypingProtocol):
 def peer_key(address: object) -> str | None:
     """
     The address a connection from C{address} is counted under: its IP address
-    as canonical text (an IPv4 address mapped into IPv6 counts as the IPv4
-    address; a scope is dropped); L{None} for what has no IP address (a UNIX
+    as canonical text (L{peer_ip}); L{None} for what has no IP address (a UNIX
     socket's peer, a PROXY header naming no client), which is not counted.
     """
-    host = getattr(address, "host", None)
-    if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    if not isinstance(host, str):
-        return None
-    try:
-        ip = ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
+    ip = peer_ip(address)
+    return None if ip is None else str(ip)
 
 
 class PeerSlots:

@@ -31,6 +31,7 @@ from twisted.protocols.haproxy._wrapper import (
 )
 
 from .._settings._errors import ConfigurationError
+from ._connlog import peer_ip
 from ._proxyheader import MAX_V2_HEADER, HeaderRefused, parse_header
 
 __all__ = [
@@ -72,15 +73,9 @@ class TrustedSources:
         Whether C{address} (a connection's own peer) is trusted; an IPv4
         address mapped into IPv6 counts as the IPv4 address.
         """
-        host = getattr(address, "host", None)
-        if not isinstance(host, str):
-            return self.unix and hasattr(address, "name")
-        try:
-            ip = ipaddress.ip_address(host.partition("%")[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
+        ip = peer_ip(address)
+        if ip is None:
+            return self.unix and hasattr(address, "name") and not hasattr(address, "host")
         return any(ip in network for network in self.networks)
 
 

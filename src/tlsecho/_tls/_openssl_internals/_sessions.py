@@ -34,6 +34,11 @@ _GET_TICKET_KEYS = 58
 # TLS record content type handshake, and handshake message type client_hello.
 _HANDSHAKE = 22
 _CLIENT_HELLO = 1
+#: Handshake messages a server writes only once no ClientHello can follow
+#: (renegotiation is off): EncryptedExtensions (TLS 1.3), Certificate and
+#: Finished (TLS 1.2, full and resumed).  A HelloRetryRequest is a ServerHello,
+#: so the ServerHello is not among them.
+_AFTER_CLIENT_HELLOS = frozenset({8, 11, 20})
 
 
 def _ticket_key_control() -> Any:
@@ -121,7 +126,9 @@ def set_session_context_on_client_hello(
         "int (*)(SSL *, const unsigned char *, unsigned int)",
     )
     # OpenSSL calls the callback for every record and message of the
-    # connection (about 36 per handshake); once the ClientHello is handled,
+    # connection (65 per handshake).  Once the server has written a message
+    # that only follows the last ClientHello (see _AFTER_CLIENT_HELLOS; after
+    # a HelloRetryRequest a second ClientHello comes, and must be bound too),
     # the connection's own callback is cleared (SSL_set_msg_callback, found
     # like the setter; without it, the callback just keeps returning early).
     try:
@@ -135,18 +142,20 @@ def set_session_context_on_client_hello(
     def on_message(
         write: int, version: int, kind: int, buffer: Any, length: int, ssl: Any, arg: Any
     ) -> None:
-        # Only a received handshake message of type client_hello.
-        if write or kind != _HANDSHAKE or length < 4:
+        if kind != _HANDSHAKE or length < 4:
             return
-        if ffi.cast("unsigned char *", buffer)[0] != _CLIENT_HELLO:
+        message_type = ffi.cast("unsigned char *", buffer)[0]
+        if write:
+            if message_type in _AFTER_CLIENT_HELLOS and stop_messages is not None:
+                stop_messages(ssl, ffi.NULL)
+            return
+        if message_type != _CLIENT_HELLO:
             return
         try:
             bound = choose(ffi.buffer(buffer, length)[:])
         except Exception:
             bound = os.urandom(32)  # a context no session has
         set_context(ssl, bound, len(bound))
-        if stop_messages is not None:
-            stop_messages(ssl, ffi.NULL)
 
     context._tlsecho_message_callback = on_message  # type: ignore[attr-defined]  # keep it alive
     lib.SSL_CTX_set_msg_callback(context._context, on_message)
