@@ -119,6 +119,13 @@ def _handshake(
     return client, errors.get(client)
 
 
+def _refuse_leaf(
+    connection: SSL.Connection, certificate: crypto.X509, code: int, depth: int, ok: int
+) -> bool:
+    """A verify callback refusing the leaf, and any certificate OpenSSL found a fault with."""
+    return bool(ok) and depth != 0
+
+
 # What the internals rely on -----------------------------------------------------------
 
 
@@ -344,17 +351,11 @@ def test_reject_verified_as_bad_certificate() -> None:
     """A verify callback refusing a valid client certificate makes the server send
     bad_certificate, not internal_error."""
     ca = trustme.CA()
-
-    def refuse_leaf(
-        connection: SSL.Connection, certificate: crypto.X509, code: int, depth: int, ok: int
-    ) -> bool:
-        return bool(ok) and depth != 0
-
     alerts = {}
     for rejecting in (False, True):
         server_context = _server_context(ca)
         server_context.set_verify(
-            SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, refuse_leaf
+            SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _refuse_leaf
         )
         if rejecting:
             internals.reject_verified_as_bad_certificate(server_context)
@@ -375,18 +376,11 @@ def test_client_refusal_sends_bad_certificate(trusted: bool, unwrapped: str) -> 
     over_chain_errors also when the chain did not verify (no trusted CA), where
     OpenSSL would send unknown_ca."""
     ca = trustme.CA()
-
-    def refuse_leaf(
-        connection: SSL.Connection, certificate: crypto.X509, code: int, depth: int, ok: int
-    ) -> bool:
-        # Refuses the leaf, and any certificate OpenSSL found a fault with.
-        return bool(ok) and depth != 0
-
     alerts = {}
     for rejecting in (False, True):
 
         def prepare(client: SSL.Connection, rejecting: bool = rejecting) -> None:
-            client.set_verify(SSL.VERIFY_PEER, refuse_leaf)
+            client.set_verify(SSL.VERIFY_PEER, _refuse_leaf)
             if rejecting:
                 internals.send_bad_certificate_on_refusal(
                     client, over_chain_errors=not trusted
