@@ -51,7 +51,12 @@ def _load(blob: trustme.Blob) -> x509.Certificate:
     return x509.load_pem_x509_certificate(blob.bytes())
 
 
-def _leaf_with_issuer_url(issuer: trustme.CA, key: ec.EllipticCurvePrivateKey) -> bytes:
+def _leaf_with_issuer_url(
+    issuer: trustme.CA,
+    key: ec.EllipticCurvePrivateKey,
+    url: str = ISSUER_URL,
+    common_name: str = "localhost",
+) -> bytes:
     """A localhost leaf from ``issuer`` that names where its issuer is published (as
     public CAs' leaves do)."""
     issuer_certificate = _load(issuer.cert_pem)
@@ -61,7 +66,7 @@ def _leaf_with_issuer_url(issuer: trustme.CA, key: ec.EllipticCurvePrivateKey) -
     ski = issuer_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     leaf = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(issuer_certificate.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -89,7 +94,7 @@ def _leaf_with_issuer_url(issuer: trustme.CA, key: ec.EllipticCurvePrivateKey) -
                 [
                     x509.AccessDescription(
                         AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(ISSUER_URL),
+                        x509.UniformResourceIdentifier(url),
                     )
                 ]
             ),
@@ -292,6 +297,25 @@ def test_issuer_url_with_the_issuer_a_platform_root_is_not_warned(
     plain = _load(root.issue_cert("localhost").cert_chain_pems[0])
     assert chain_gap("--cert", None, [plain], [], platform=platform) is None
     assert asked == [True]
+
+
+def test_certificate_text_in_the_warning_is_escaped(intermediate: trustme.CA) -> None:
+    """The certificate's subject and issuer URL are its own text: a terminal escape,
+    a carriage return or a line break in them reaches the warning escaped, on one line."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = x509.load_pem_x509_certificate(
+        _leaf_with_issuer_url(
+            intermediate,
+            key,
+            url="http://ca.example/\x1b[2J\r\n2026 [-] forged line",
+            common_name="evil\x1b[31m\rname",
+        )
+    )
+    warning = chain_gap("--cert", None, [leaf], [], platform=list)
+    assert warning is not None
+    assert warning.isprintable(), warning
+    assert "\\x1b[2J\\r\\n2026" in warning
+    assert "evil\\x1b[31m\\rname" in warning
 
 
 def test_same_name_other_key_is_not_the_issuer(intermediate: trustme.CA) -> None:

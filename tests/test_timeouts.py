@@ -120,6 +120,19 @@ def test_idle_peer_that_never_takes_close_notify_is_aborted() -> None:
     assert transport.aborted
 
 
+def test_handshake_finishing_after_the_close_began_keeps_the_abort() -> None:
+    """A peer whose handshake completes after the server began closing it (here at
+    the maximum age) does not cancel the abort that follows an unanswered close."""
+    clock, protocol, transport = _connect(
+        handshake_timeout=None, idle_timeout=300.0, max_connection_age=5.0
+    )
+    clock.advance(5.1)
+    assert transport.disconnecting
+    protocol.handshakeCompleted()  # type: ignore[attr-defined]
+    clock.advance(protocol.factory.close_timeout + 1)  # type: ignore[attr-defined]
+    assert transport.aborted
+
+
 def test_connection_lost_cancels_timers() -> None:
     """A connection that ends leaves no timer behind."""
     clock, protocol, _ = _connect(handshake_timeout=10.0, idle_timeout=300.0)

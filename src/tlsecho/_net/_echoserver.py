@@ -129,6 +129,8 @@ class EchoServerProtocol(Protocol):
         """
         self.handshake_done = True
         self._handshake_seconds = time.monotonic() - self._started
+        if self._ended_by is not None:
+            return  # closing already (age, drain): its abort timer stays
         self._cancel_timer()
         if self.factory.idle_timeout is not None:
             self._last_read = self.factory.clock.seconds()

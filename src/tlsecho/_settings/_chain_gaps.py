@@ -35,6 +35,7 @@ from cryptography import x509
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from ._pem import describe
+from ._text import printable
 
 __all__ = ["chain_gap", "platform_ca_certificates"]
 
@@ -64,7 +65,7 @@ def _key_id(certificate: x509.Certificate, kind: type[x509.ExtensionType]) -> by
     """The authority or subject key identifier of C{certificate}, if it has one."""
     try:
         value = certificate.extensions.get_extension_for_class(kind).value
-    except (x509.ExtensionNotFound, ValueError):
+    except Exception:  # absent, unparseable, duplicated: nothing to go by
         return None
     if isinstance(value, x509.AuthorityKeyIdentifier):
         return value.key_identifier
@@ -88,7 +89,7 @@ def _issued(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
 def _is_ca(certificate: x509.Certificate) -> bool:
     try:
         constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
-    except (x509.ExtensionNotFound, ValueError):
+    except Exception:  # absent, unparseable, duplicated: nothing to go by
         return False
     return constraints.value.ca
 
@@ -99,7 +100,7 @@ def _issuer_urls(certificate: x509.Certificate) -> list[str]:
         access = certificate.extensions.get_extension_for_class(
             x509.AuthorityInformationAccess
         ).value
-    except (x509.ExtensionNotFound, ValueError):
+    except Exception:  # absent, unparseable, duplicated: nothing to go by
         return []
     return [
         str(entry.access_location.value)
@@ -143,14 +144,16 @@ def chain_gap(
         where = candidates[0][0]
         why = f"its certificate is in {where}, not self-signed"
     elif urls:
-        why = f"the certificate says it is published at {urls[0]}"
+        why = f"the certificate says it is published at {printable(urls[0])}"
     else:
         return None  # perhaps a private root: nothing to go by
-    issuer = end.issuer.rfc4514_string() or "(empty issuer)"
+    # Names and URLs are the certificate's text: escaped for one log line.
+    issuer = printable(end.issuer.rfc4514_string()) or "(empty issuer)"
     named = f"{option} {path}" if path is not None else option
+    stops = describe(end)
     return (
-        f"{named}: the chain stops at {describe(end)}, whose issuer {issuer} is an "
+        f"{named}: the chain stops at {stops}, whose issuer {issuer} is an "
         f"intermediate CA ({why}) that is not in the file: clients that do not "
         f'already hold {issuer} will fail with "unknown CA"; append its '
-        f"certificate to the file, after {describe(end)}"
+        f"certificate to the file, after {stops}"
     )

@@ -12,6 +12,7 @@ reload is loading the material again from the same settings.
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 from cryptography import x509
 
 from . import _files, _pem, _pkcs12
-from ._chain_gaps import chain_gap
+from ._chain_gaps import chain_gap, platform_ca_certificates
 from ._revocation import crl_problems, load_crls, load_ocsp_response
 from ._ticket_keys import load_ticket_keys
 from ._tls_settings import SNICertificate, TLSSettings
@@ -162,8 +163,9 @@ class Material:
         served = self._served_files()
         seen = [(f"{option} {path}", c) for option, path, chain in served for c in chain]
         found = []
+        platform = functools.cache(platform_ca_certificates)  # read once, if at all
         for option, path, chain in served:
-            gap = chain_gap(option, path, chain, seen, self.trusted)
+            gap = chain_gap(option, path, chain, seen, self.trusted, platform)
             if gap is not None:
                 found.append(gap)
         return found

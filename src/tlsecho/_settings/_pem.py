@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from ._errors import ConfigurationError
 from ._files import check_private_file, read_file
+from ._text import printable
 
 #: Private key types OpenSSL can serve TLS with.
 TLSPrivateKey = (
@@ -34,9 +35,10 @@ TLSPrivateKey = (
 
 def describe(certificate: x509.Certificate) -> str:
     """
-    Name a certificate for a human: its subject as an RFC 4514 string.
+    Name a certificate for a human: its subject as an RFC 4514 string,
+    escaped for one line of a log or an error (it is the certificate's text).
     """
-    return certificate.subject.rfc4514_string() or "(empty subject)"
+    return printable(certificate.subject.rfc4514_string()) or "(empty subject)"
 
 
 def _load_certificates(path: Path, option: str) -> list[x509.Certificate]:
