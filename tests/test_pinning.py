@@ -342,3 +342,33 @@ def test_trustme_key_types_pin_alike(tmp_path: Path) -> None:
     results: list[object] = []
     loopback(server, client).client.result.addBoth(results.append)
     assert results == [b"hello"]
+
+
+def test_second_gate_refuses_even_when_failing_the_connection_raises(
+    tls_files: TLSFiles,
+) -> None:
+    """The post-handshake check runs as an info callback, whose exceptions pyOpenSSL
+    ignores: if failing the connection raises, the connection is still aborted."""
+    from OpenSSL import SSL
+
+    from tlsecho._tls._server_checks import HandshakeCheck
+
+    leaf = x509.load_pem_x509_certificates(tls_files.server_cert.read_bytes())[0]
+
+    class Connection:
+        def get_peer_certificate(self, as_cryptography: bool) -> x509.Certificate:
+            return leaf
+
+    class Protocol:
+        aborted = False
+
+        def failVerification(self, reason: Failure) -> None:
+            raise RuntimeError("broken on the way")
+
+        def abortConnection(self) -> None:
+            self.aborted = True
+
+    protocol = Protocol()
+    check = HandshakeCheck(protocol, None, frozenset({b"\0" * 32}))  # type: ignore[arg-type]
+    check(Connection(), SSL.SSL_CB_HANDSHAKE_DONE, 1)  # type: ignore[arg-type]
+    assert protocol.aborted

@@ -49,7 +49,7 @@ def _escape(character: str) -> str:
     return f"\\U{code:08x}"
 
 
-def printable(value: str | bytes | None, limit: int = MAX_PEER_TEXT) -> str:
+def printable(value: object, limit: int = MAX_PEER_TEXT) -> str:
     """
     C{value} as inert text for one log line: escaped and at most C{limit}
     characters (plus L{ELLIPSIS} if it was cut).

@@ -35,21 +35,13 @@ from .._settings._errors import PeerRejected
 from .._settings._identity import CertificateNames, describe_identity, spki_sha256
 from .._settings._reference_name import ReferenceName
 from .._settings._revocation import check_ocsp_staple
+from .._settings._text import printable
 from ._openssl_internals import HOSTNAME_MISMATCH, IP_ADDRESS_MISMATCH, session_reused
 from ._refusals import record_refusal, record_verify_error
 
 __all__ = ["HandshakeCheck", "NameCheck", "PinCheck", "check_staple", "fingerprint"]
 
 _log = Logger()
-
-
-def _shown(text: object, limit: int = 200) -> str:
-    """
-    C{text} from a certificate or a library, safe for one line: escaped,
-    length-capped.
-    """
-    shown = ascii(str(text))[1:-1]
-    return shown if len(shown) <= limit else shown[:limit] + "..."
 
 
 def fingerprint(certificate: x509.Certificate) -> bytes:
@@ -96,7 +88,7 @@ class PinCheck:
         except Exception as e:
             problem = (
                 "certificate verify failed: the server's certificate could not be "
-                f"checked ({type(e).__name__}: {_shown(e)})"
+                f"checked ({type(e).__name__}: {printable(e)})"
             )
         if problem is not None:
             record_refusal(connection, problem)
@@ -139,7 +131,7 @@ class NameCheck:
             record_refusal(
                 connection,
                 "certificate verify failed: the server's certificate could not be "
-                f"checked ({type(e).__name__}: {_shown(e)})",
+                f"checked ({type(e).__name__}: {printable(e)})",
             )
             return False
 
@@ -191,7 +183,7 @@ class NameCheck:
         except Exception as e:
             return (
                 "certificate verify failed: the host name check failed "
-                f"({type(e).__name__}: {_shown(e)})"
+                f"({type(e).__name__}: {printable(e)})"
             )
         return None
 
@@ -202,7 +194,7 @@ class NameCheck:
             names = []
         details = [why] if why else []
         if names:
-            details.append(f"it is for {_shown(', '.join(names))}")
+            details.append(f"it is for {printable(', '.join(names))}")
         return (
             "certificate verify failed: hostname mismatch: not valid for "
             f"{self._reference.text!r}" + (f" ({'; '.join(details)})" if details else "")
@@ -218,9 +210,9 @@ def _no_usable_name(leaf: x509.Certificate, error: Exception) -> str:
     except x509.ExtensionNotFound:
         detail = "it has no subjectAltName; the subject CN is not a name to check"
     except Exception as e:
-        detail = f"its subjectAltName cannot be read: {_shown(e)}"
+        detail = f"its subjectAltName cannot be read: {printable(e)}"
     else:
-        detail = _shown(error)
+        detail = printable(error)
     return f"certificate verify failed: no usable name in the certificate ({detail})"
 
 
@@ -282,10 +274,16 @@ class HandshakeCheck:
         except Exception as e:
             problem = (
                 "certificate verify failed: the server's certificate could not be "
-                f"checked ({type(e).__name__}: {_shown(e)})"
+                f"checked ({type(e).__name__}: {printable(e)})"
             )
-        if problem is not None:
+        if problem is None:
+            return
+        try:
             protocol.failVerification(Failure(PeerRejected(problem)))
+        except Exception:
+            # pyOpenSSL ignores what an info callback raises: the refusal must
+            # still stand.
+            protocol.abortConnection()
 
     def _problem(self, connection: SSL.Connection) -> str | None:
         leaf = connection.get_peer_certificate(as_cryptography=True)
