@@ -9,7 +9,7 @@ import io
 
 from twisted.logger import LogEvent, Logger, formatEvent
 
-from tlsecho._app._logs import RELAYED_TEXT, LogRelay, relay_logs_to_main_process
+from tlsecho._app._logs import MAX_HELD, RELAYED_TEXT, LogRelay, relay_logs_to_main_process
 
 
 def _worker_output(*events: tuple[str, dict[str, object]]) -> bytes:
@@ -54,3 +54,20 @@ def test_other_output_is_an_error_line() -> None:
         "worker 2: not json",
         "worker 2: ValueError: boom",
     ]
+
+
+def test_worker_output_is_escaped_and_bounded() -> None:
+    """A worker's stray output (a traceback may quote a peer's bytes) is logged on one
+    inert line, and a line that never ends is let go once it is too long."""
+    published: list[LogEvent] = []
+    relay = LogRelay(4, published.append)
+    relay.errors_received(b"SNI '\x1b[2Jforged\r' failed\n")
+    (line,) = [formatEvent(event) for event in published]
+    assert line == "worker 4: SNI '\\x1b[2Jforged\\r' failed"
+    published.clear()
+    relay.errors_received(b"x" * (MAX_HELD + 1))
+    relay.events_received(b"y" * (MAX_HELD + 1))
+    assert len(published) == 2
+    assert all(len(formatEvent(event)) < 1100 for event in published)
+    relay.flush()
+    assert len(published) == 2  # nothing was left held

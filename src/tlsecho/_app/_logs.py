@@ -32,6 +32,7 @@ from twisted.logger import (
 )
 
 from .._net._connlog import MESSAGE
+from .._settings._text import printable
 from ._log_schema import json_line
 from ._textlog import TWISTD_TEXT, text_observer, twistd_text_observer, use_twistd_text
 
@@ -143,6 +144,10 @@ def logs_to_standard_streams(runner_options: Any) -> bool:
     return logfile == "-" or (not logfile and bool(runner_options.get("nodaemon")))
 
 
+#: The most of one unfinished line of a worker's output held in the main
+#: process.
+MAX_HELD = 1 << 20
+
 #: The field a worker adds to each event: its message, formatted where the
 #: values are (a JSON round trip loses format specs such as C{{duration:.3f}}),
 #: unless the event has it already (a connection's, L{MESSAGE}).
@@ -197,8 +202,7 @@ class LogRelay:
         Publish every complete event in C{data} (the worker's standard output).
         """
         # jsonFileLogObserver: a record separator, one JSON object, a newline.
-        self._events += data
-        *records, self._events = self._events.split(b"\n")
+        records, self._events = self._lines(self._events, data)
         for record in records:
             text = record.lstrip(b"\x1e").decode("utf-8", "replace")
             if not text.strip():
@@ -220,8 +224,7 @@ class LogRelay:
         """
         Log every complete line in C{data} (the worker's standard error).
         """
-        self._errors += data
-        *lines, self._errors = self._errors.split(b"\n")
+        lines, self._errors = self._lines(self._errors, data)
         for line in lines:
             self._error_line(line.decode("utf-8", "replace"))
 
@@ -233,11 +236,22 @@ class LogRelay:
             self._error_line(line.decode("utf-8", "replace"))
         self._events = self._errors = b""
 
+    def _lines(self, held: bytes, data: bytes) -> tuple[list[bytes], bytes]:
+        """
+        The complete lines of C{held + data}, and what is left to hold; a part
+        line held past L{MAX_HELD} bytes is let go as an error line (cut).
+        """
+        *lines, rest = (held + data).split(b"\n")
+        if len(rest) > MAX_HELD:
+            self._error_line(rest.decode("utf-8", "replace"))
+            rest = b""
+        return lines, rest
+
     def _error_line(self, line: str) -> None:
         if line.strip():
             self._log.error(
                 "worker {worker}: {line}",
                 worker=self.number,
-                line=line,
+                line=printable(line, 1000),  # a traceback may quote a peer
                 event="worker.output",
             )
