@@ -122,7 +122,7 @@ def _handshake(
 def _refuse_leaf(
     connection: SSL.Connection, certificate: crypto.X509, code: int, depth: int, ok: int
 ) -> bool:
-    """A verify callback refusing the leaf, and any certificate OpenSSL found a fault with."""
+    """A verify callback refusing the leaf, and any certificate OpenSSL faulted."""
     return bool(ok) and depth != 0
 
 
@@ -327,7 +327,7 @@ def test_session_context_after_hello_retry_request() -> None:
         return b"c" * 32
 
     internals.set_session_context_on_client_hello(server_context, choose)
-    client, error = _handshake(_client_context(ca), server_context, b"name.example")
+    _, error = _handshake(_client_context(ca), server_context, b"name.example")
     assert error is None
     assert len(seen) == 2
     assert [client_hello_server_name(message) for message in seen] == [b"name.example"] * 2
